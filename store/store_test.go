@@ -1,0 +1,451 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/sandboxd/sandboxd/internal/testenv"
+	"github.com/sandboxd/sandboxd/store"
+)
+
+const host = "host-test"
+
+func newSandbox(project string) store.Sandbox {
+	id := uuid.NewString()
+	return store.Sandbox{
+		ID: id, ProjectID: project, HostID: host, ContainerName: "sandboxd-" + id,
+		Image: testenv.Image, MemoryBytes: 64 << 20, NanoCPUs: 1e9, PidsLimit: 64,
+		Labels: map[string]string{"purpose": "test"}, ExpiresAt: time.Now().Add(time.Hour),
+	}
+}
+
+func insert(t *testing.T, st *store.Store, sb store.Sandbox) store.Sandbox {
+	t.Helper()
+	got, existing, err := st.InsertIntent(context.Background(), sb, store.Quota{})
+	if err != nil || existing {
+		t.Fatalf("InsertIntent: existing=%v err=%v", existing, err)
+	}
+	return got
+}
+
+func containerID(id string) string {
+	u := uuid.MustParse(id)
+	return fmt.Sprintf("%x%x", u[:], u[:])
+}
+
+// clock hands out strictly increasing times, as Docker's event times are.
+type clock struct{ t time.Time }
+
+func (c *clock) next() time.Time {
+	c.t = c.t.Add(time.Millisecond)
+	return c.t
+}
+
+// pathTo returns allowed transitions leading from creating to target.
+func pathTo(target store.State) []store.State {
+	paths := map[store.State][]store.State{store.Creating: nil}
+	queue := []store.State{store.Creating}
+	for len(queue) > 0 {
+		cur := queue[0]
+		queue = queue[1:]
+		for _, next := range store.States {
+			if _, seen := paths[next]; seen || !isAllowed(cur, next) {
+				continue
+			}
+			paths[next] = append(slices.Clone(paths[cur]), next)
+			queue = append(queue, next)
+		}
+	}
+	return paths[target]
+}
+
+func change(to store.State, at time.Time, cid string) store.Change {
+	c := store.Change{To: to, At: at, ContainerID: cid,
+		Event: store.Event{Action: string(to), Source: store.SourceAPI}}
+	switch to {
+	case store.Exited, store.Dead:
+		code := 3
+		c.ExitCode = &code
+	case store.Removing, store.Removed:
+		c.Reason = store.ReasonReleased
+	case store.Failed:
+		c.Reason, c.Error = store.ReasonFailed, "boom"
+	}
+	if to == store.Failed {
+		c.ContainerID = ""
+	}
+	return c
+}
+
+// TestTransitions drives a row into every state and tries every transition
+// from it: the allowed ones are applied with their side effects, the refused
+// ones are errors that change nothing.
+func TestTransitions(t *testing.T) {
+	t.Parallel()
+	st, _ := testenv.Store(t)
+	ctx := context.Background()
+	clk := &clock{t: time.Now()}
+	for _, from := range store.States {
+		for _, to := range store.States {
+			if from == to {
+				continue
+			}
+			sb := insert(t, st, newSandbox("transitions"))
+			cid := containerID(sb.ID)
+			for _, s := range pathTo(from) {
+				if _, err := st.Transition(ctx, sb.ID, change(s, clk.next(), cid)); err != nil {
+					t.Fatalf("drive %s to %s: %v", sb.ID, s, err)
+				}
+			}
+			before, err := st.Get(ctx, sb.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if before.State != from {
+				t.Fatalf("driven to %s, want %s", before.State, from)
+			}
+			at := clk.next()
+			got, err := st.Transition(ctx, sb.ID, change(to, at, cid))
+			if !isAllowed(from, to) {
+				if !errors.Is(err, store.ErrInvalidTransition) {
+					t.Errorf("%s -> %s: err = %v, want ErrInvalidTransition", from, to, err)
+				}
+				after, _ := st.Get(ctx, sb.ID)
+				if after.State != from || !after.UpdatedAt.Equal(before.UpdatedAt) {
+					t.Errorf("%s -> %s refused but row changed: %+v", from, to, after)
+				}
+				continue
+			}
+			if err != nil {
+				t.Errorf("%s -> %s: %v", from, to, err)
+				continue
+			}
+			checkEntered(t, got, to, at)
+		}
+	}
+}
+
+// checkEntered checks the columns a transition into state to must set.
+func checkEntered(t *testing.T, sb store.Sandbox, to store.State, at time.Time) {
+	t.Helper()
+	if sb.State != to {
+		t.Errorf("state = %s, want %s", sb.State, to)
+	}
+	if sb.LastEventAt == nil || !sb.LastEventAt.Equal(at.Truncate(time.Microsecond)) {
+		t.Errorf("-> %s: last_event_at = %v, want %v", to, sb.LastEventAt, at)
+	}
+	switch to {
+	case store.Running:
+		if sb.StartedAt == nil || sb.ExitCode != nil || sb.FinishedAt != nil {
+			t.Errorf("-> running: started_at %v exit_code %v finished_at %v", sb.StartedAt, sb.ExitCode, sb.FinishedAt)
+		}
+	case store.Exited, store.Dead:
+		if sb.ExitCode == nil || *sb.ExitCode != 3 || sb.FinishedAt == nil {
+			t.Errorf("-> %s: exit_code %v finished_at %v", to, sb.ExitCode, sb.FinishedAt)
+		}
+	case store.Removed:
+		if sb.RemovedAt == nil || sb.RemovalReason == "" {
+			t.Errorf("-> removed: removed_at %v reason %q", sb.RemovedAt, sb.RemovalReason)
+		}
+	case store.Failed:
+		if sb.Error != "boom" || sb.RemovalReason != store.ReasonFailed {
+			t.Errorf("-> failed: error %q reason %q", sb.Error, sb.RemovalReason)
+		}
+	}
+}
+
+func TestOutOfOrderEvents(t *testing.T) {
+	t.Parallel()
+	st, _ := testenv.Store(t)
+	ctx := context.Background()
+	sb := insert(t, st, newSandbox("order"))
+	cid := containerID(sb.ID)
+	t0 := time.Now()
+	docker := func(to store.State, at time.Time) store.Change {
+		c := change(to, at, cid)
+		c.Event.Source = store.SourceDocker
+		return c
+	}
+	// Docker sent create, start, die; they arrive as start, die, create.
+	if _, err := st.Transition(ctx, sb.ID, docker(store.Created, t0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Transition(ctx, sb.ID, docker(store.Running, t0.Add(2*time.Millisecond))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Transition(ctx, sb.ID, docker(store.Exited, t0.Add(3*time.Millisecond))); err != nil {
+		t.Fatal(err)
+	}
+	// A late start (older than the die) must not bring it back to running,
+	// nor may a redelivered die at the same time apply twice.
+	for _, late := range []store.Change{docker(store.Running, t0.Add(time.Millisecond)), docker(store.Exited, t0.Add(3*time.Millisecond))} {
+		got, err := st.Transition(ctx, sb.ID, late)
+		if !errors.Is(err, store.ErrStale) {
+			t.Errorf("late %s: err = %v, want ErrStale", late.To, err)
+		}
+		if got.State != store.Exited {
+			t.Errorf("late %s moved row to %s", late.To, got.State)
+		}
+	}
+	row, _ := st.Get(ctx, sb.ID)
+	if row.State != store.Exited || !row.LastEventAt.Equal(t0.Add(3*time.Millisecond).Truncate(time.Microsecond)) {
+		t.Errorf("row = %s last_event_at %v", row.State, row.LastEventAt)
+	}
+	// The stale events are still part of the history.
+	evs, err := st.ListEvents(ctx, sb.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, e := range evs {
+		actions = append(actions, e.Action)
+	}
+	want := []string{"intent", "created", "running", "running", "exited", "exited"}
+	if !slices.Equal(actions, want) {
+		t.Errorf("history = %v, want %v", actions, want)
+	}
+}
+
+func TestIdempotencyKey(t *testing.T) {
+	t.Parallel()
+	st, _ := testenv.Store(t)
+	ctx := context.Background()
+	a := newSandbox("idem")
+	a.IdempotencyKey = "job-1"
+	first := insert(t, st, a)
+
+	b := newSandbox("idem")
+	b.IdempotencyKey = "job-1"
+	got, existing, err := st.InsertIntent(ctx, b, store.Quota{})
+	if err != nil || !existing || got.ID != first.ID {
+		t.Fatalf("second insert: id %s existing %v err %v, want %s", got.ID, existing, err, first.ID)
+	}
+	// Another project may use the same key.
+	c := newSandbox("idem-other")
+	c.IdempotencyKey = "job-1"
+	insert(t, st, c)
+
+	// Racing retries, also from two hosts (which do not share the create
+	// lock, so only the unique index stands between them), make one row.
+	var wg sync.WaitGroup
+	ids := make(chan string, 20)
+	for i := range 20 {
+		wg.Go(func() {
+			sb := newSandbox("idem")
+			sb.IdempotencyKey = "job-2"
+			sb.HostID = fmt.Sprintf("host-%d", i%2)
+			got, _, err := st.InsertIntent(ctx, sb, store.Quota{})
+			if err != nil {
+				t.Errorf("racing insert: %v", err)
+				return
+			}
+			ids <- got.ID
+		})
+	}
+	wg.Wait()
+	close(ids)
+	seen := map[string]bool{}
+	for id := range ids {
+		seen[id] = true
+	}
+	if len(seen) != 1 {
+		t.Errorf("racing retries made %d sandboxes, want 1", len(seen))
+	}
+
+	// A failed attempt does not hold its key: the retry creates anew.
+	if _, err := st.Transition(ctx, first.ID, change(store.Failed, time.Now(), "")); err != nil {
+		t.Fatal(err)
+	}
+	got, existing, err = st.InsertIntent(ctx, b, store.Quota{})
+	if err != nil || existing || got.ID == first.ID {
+		t.Errorf("retry after failure: id %s existing %v err %v", got.ID, existing, err)
+	}
+}
+
+func TestQuota(t *testing.T) {
+	t.Parallel()
+	st, _ := testenv.Store(t)
+	ctx := context.Background()
+	q := store.Quota{PerProject: 3, PerHost: 5}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	made, refused := 0, 0
+	for range 12 {
+		wg.Go(func() {
+			_, _, err := st.InsertIntent(ctx, newSandbox("quota-a"), q)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				made++
+			case errors.Is(err, store.ErrQuota):
+				refused++
+			default:
+				t.Errorf("insert: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if made != 3 || refused != 9 {
+		t.Fatalf("per project: made %d refused %d, want 3 and 9", made, refused)
+	}
+	insert(t, st, newSandbox("quota-b"))
+	insert(t, st, newSandbox("quota-b"))
+	_, _, err := st.InsertIntent(ctx, newSandbox("quota-c"), q)
+	var qe *store.QuotaError
+	if !errors.As(err, &qe) || qe.Scope != "host" || qe.Limit != 5 {
+		t.Fatalf("per host: err = %v, want host quota of 5", err)
+	}
+}
+
+func TestListExtendTouch(t *testing.T) {
+	t.Parallel()
+	st, _ := testenv.Store(t)
+	ctx := context.Background()
+	a := insert(t, st, newSandbox("list-a"))
+	b := insert(t, st, newSandbox("list-b"))
+	c := insert(t, st, newSandbox("list-a"))
+	if _, err := st.Transition(ctx, c.ID, change(store.Failed, time.Now(), "")); err != nil {
+		t.Fatal(err)
+	}
+	ids := func(f store.Filter) []string {
+		t.Helper()
+		sbs, err := st.List(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, sb := range sbs {
+			out = append(out, sb.ID)
+		}
+		return out
+	}
+	for name, tc := range map[string]struct {
+		f    store.Filter
+		want []string
+	}{
+		"live":       {store.Filter{}, []string{b.ID, a.ID}},
+		"all":        {store.Filter{All: true}, []string{c.ID, b.ID, a.ID}},
+		"project":    {store.Filter{ProjectID: "list-a", All: true}, []string{c.ID, a.ID}},
+		"state":      {store.Filter{States: []store.State{store.Failed}, All: true}, []string{c.ID}},
+		"limit":      {store.Filter{Limit: 1}, []string{b.ID}},
+		"other host": {store.Filter{HostID: "elsewhere"}, nil},
+	} {
+		if got := ids(tc.f); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: got %v, want %v", name, got, tc.want)
+		}
+	}
+
+	until := time.Now().Add(2 * time.Hour).Truncate(time.Microsecond)
+	got, err := st.Extend(ctx, a.ID, until)
+	if err != nil || !got.ExpiresAt.Equal(until) {
+		t.Errorf("extend: %v %v", got.ExpiresAt, err)
+	}
+	if _, err := st.Extend(ctx, c.ID, until); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("extend failed sandbox: err = %v, want ErrConflict", err)
+	}
+	if _, err := st.Extend(ctx, uuid.NewString(), until); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("extend unknown sandbox: err = %v, want ErrNotFound", err)
+	}
+	if _, err := st.Get(ctx, uuid.NewString()); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("get unknown sandbox: err = %v, want ErrNotFound", err)
+	}
+
+	later := time.Now().Add(time.Minute).Truncate(time.Microsecond)
+	if err := st.Touch(ctx, a.ID, later); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Touch(ctx, a.ID, later.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := st.Get(ctx, a.ID); !got.LastActivityAt.Equal(later) {
+		t.Errorf("last_activity_at = %v, want %v (never backwards)", got.LastActivityAt, later)
+	}
+}
+
+func TestReaperQueries(t *testing.T) {
+	t.Parallel()
+	st, _ := testenv.Store(t)
+	ctx := context.Background()
+	now := time.Now()
+
+	expired := newSandbox("reap")
+	expired.ExpiresAt = now.Add(-time.Second)
+	expired = insert(t, st, expired)
+
+	idle := newSandbox("reap")
+	idle.IdleTimeout = time.Second
+	idle = insert(t, st, idle)
+
+	exited := insert(t, st, newSandbox("reap"))
+	cid := containerID(exited.ID)
+	for i, s := range []store.State{store.Running, store.Exited} {
+		if _, err := st.Transition(ctx, exited.ID, change(s, now.Add(-time.Hour+time.Duration(i)*time.Millisecond), cid)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fresh := insert(t, st, newSandbox("reap"))
+
+	other := newSandbox("reap")
+	other.HostID = "other-host"
+	other.ExpiresAt = now.Add(-time.Second)
+	insert(t, st, other)
+
+	check := func(name string, got []store.Sandbox, err error, want ...string) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var ids []string
+		for _, sb := range got {
+			ids = append(ids, sb.ID)
+		}
+		slices.Sort(ids)
+		slices.Sort(want)
+		if !slices.Equal(ids, want) {
+			t.Errorf("%s = %v, want %v", name, ids, want)
+		}
+	}
+	got, err := st.Expired(ctx, host, now)
+	check("Expired", got, err, expired.ID)
+	got, err = st.Idle(ctx, host, now.Add(2*time.Second))
+	check("Idle", got, err, idle.ID)
+	got, err = st.Exited(ctx, host, now.Add(-time.Minute))
+	check("Exited", got, err, exited.ID)
+	got, err = st.Exited(ctx, host, now.Add(-2*time.Hour))
+	check("Exited before its exit", got, err)
+	got, err = st.StaleCreating(ctx, host, now.Add(time.Minute))
+	check("StaleCreating", got, err, expired.ID, idle.ID, fresh.ID)
+	got, err = st.StaleCreating(ctx, host, now.Add(-time.Minute))
+	check("StaleCreating before their creation", got, err)
+
+	// Retention deletes ended rows and their history, in batches.
+	for _, sb := range []store.Sandbox{expired, idle, fresh} {
+		if _, err := st.Transition(ctx, sb.ID, change(store.Failed, time.Now(), "")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := st.DeleteEnded(ctx, host, time.Now().Add(time.Second), 2)
+	if err != nil || n != 2 {
+		t.Fatalf("DeleteEnded batch 1 = %d, %v; want 2", n, err)
+	}
+	n, err = st.DeleteEnded(ctx, host, time.Now().Add(time.Second), 2)
+	if err != nil || n != 1 {
+		t.Fatalf("DeleteEnded batch 2 = %d, %v; want 1", n, err)
+	}
+	for _, sb := range []store.Sandbox{expired, idle, fresh} {
+		if _, err := st.Get(ctx, sb.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("%s still there after retention: %v", sb.ID, err)
+		}
+		if evs, err := st.ListEvents(ctx, sb.ID); err != nil || len(evs) != 0 {
+			t.Errorf("history of %s after retention: %d events, %v", sb.ID, len(evs), err)
+		}
+	}
+}

@@ -1,0 +1,138 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Change is one transition of a sandbox, with what it writes besides the
+// state and the event that records it.
+type Change struct {
+	To State
+	// At is when the change happened: Docker's own time for an engine
+	// event, the time sandboxd saw the result of its call otherwise. A
+	// change whose At is not after the row's last_event_at is stale: it is
+	// recorded in the history but does not touch the row, so events that
+	// arrive out of order never move a row backwards.
+	At time.Time
+
+	ContainerID string // set when the container becomes known
+	ImageID     string
+	ExitCode    *int   // set on exited or dead
+	OOMKilled   bool   // sticky: once true, stays true
+	Reason      Reason // for removing, removed and failed
+	Error       string // for failed
+
+	// Event is appended to the history in the same transaction. Its
+	// SandboxID, ContainerID and OccurredAt are filled in when empty.
+	Event Event
+}
+
+// Transition applies c to the sandbox with that id in one transaction:
+// it checks the state machine, updates the row and appends c.Event.
+//
+// It returns the row as it is afterwards and
+//   - ErrNotFound for an unknown id;
+//   - ErrStale, with the event still recorded, when c.At is not after the
+//     row's last_event_at;
+//   - an error matching ErrInvalidTransition when the state machine refuses
+//     the change; nothing is written then.
+func (s *Store) Transition(ctx context.Context, id string, c Change) (Sandbox, error) {
+	var out Sandbox
+	var stale bool
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		cur, err := scanSandbox(tx.QueryRow(ctx, `SELECT `+columns+` FROM docker_containers WHERE id = $1 FOR UPDATE`, id))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("sandbox %s: %w", id, ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("lock sandbox %s: %w", id, err)
+		}
+		out, stale, err = transition(ctx, tx, cur, c)
+		return err
+	})
+	if err != nil {
+		return Sandbox{}, err
+	}
+	if stale {
+		return out, fmt.Errorf("sandbox %s: change to %s at %s: %w", id, c.To, c.At.Format(time.RFC3339Nano), ErrStale)
+	}
+	return out, nil
+}
+
+// transition applies c to cur, which the caller has locked in tx.
+func transition(ctx context.Context, tx pgx.Tx, cur Sandbox, c Change) (_ Sandbox, stale bool, _ error) {
+	if c.At.IsZero() {
+		c.At = time.Now()
+	}
+	// PostgreSQL keeps microseconds (pgx truncates); compare at that
+	// precision, or a redelivered event would look newer than itself.
+	c.At = c.At.Round(0).Truncate(time.Microsecond)
+	ev := c.Event
+	ev.SandboxID = cur.ID
+	if ev.ContainerID == "" {
+		ev.ContainerID = firstNonEmpty(c.ContainerID, cur.ContainerID)
+	}
+	if ev.OccurredAt.IsZero() {
+		ev.OccurredAt = c.At
+	}
+	if ev.Action == "" {
+		ev.Action = string(c.To)
+	}
+	if cur.LastEventAt != nil && !c.At.After(*cur.LastEventAt) {
+		if ev.Source != "" {
+			if err := appendEvent(ctx, tx, ev); err != nil {
+				return Sandbox{}, false, err
+			}
+		}
+		return cur, true, nil
+	}
+	if err := CheckTransition(cur.State, c.To); err != nil {
+		return Sandbox{}, false, fmt.Errorf("sandbox %s: %w", cur.ID, err)
+	}
+
+	// Timestamps follow the state entered: started_at on the first start,
+	// finished_at when the process ends, removed_at on removal.
+	next, err := scanSandbox(tx.QueryRow(ctx, `UPDATE docker_containers SET
+			state          = $2,
+			last_event_at  = $3,
+			container_id   = coalesce(nullif($4, ''), container_id),
+			image_id       = coalesce(nullif($5, ''), image_id),
+			exit_code      = CASE WHEN $2 IN ('exited', 'dead') THEN coalesce($6, exit_code)
+			                      WHEN $2 IN ('running', 'restarting') THEN NULL
+			                      ELSE exit_code END,
+			oom_killed     = oom_killed OR $7,
+			removal_reason = CASE WHEN $2 IN ('removing', 'removed', 'failed')
+			                      THEN coalesce(removal_reason, nullif($8, ''))
+			                      ELSE removal_reason END,
+			error          = coalesce(nullif($9, ''), error),
+			started_at     = CASE WHEN $2 = 'running' THEN coalesce(started_at, $3) ELSE started_at END,
+			finished_at    = CASE WHEN $2 IN ('exited', 'dead') THEN $3
+			                      WHEN $2 IN ('running', 'restarting') THEN NULL
+			                      ELSE finished_at END,
+			removed_at     = CASE WHEN $2 = 'removed' THEN coalesce(removed_at, $3) ELSE removed_at END,
+			updated_at     = now()
+		WHERE id = $1
+		RETURNING `+columns,
+		cur.ID, c.To, c.At, c.ContainerID, c.ImageID, c.ExitCode, c.OOMKilled, c.Reason, c.Error))
+	if err != nil {
+		return Sandbox{}, false, fmt.Errorf("update sandbox %s to %s: %w", cur.ID, c.To, err)
+	}
+	if ev.Source != "" {
+		if err := appendEvent(ctx, tx, ev); err != nil {
+			return Sandbox{}, false, err
+		}
+	}
+	return next, false, nil
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
