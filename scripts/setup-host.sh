@@ -86,9 +86,11 @@ log "postgresql $(psql -h /var/run/postgresql -d postgres -tAc 'show server_vers
 
 # --- the sandbox image -----------------------------------------------------------
 # Built FROM scratch out of Debian's static busybox: no registry is reached.
-# The image is rebuilt when the busybox binary changes.
+# Its default command waits, so that a sandbox created without a cmd stays up
+# for execs. The image is rebuilt when the busybox binary or this recipe
+# changes (recipe version 2).
 bb=$(command -v busybox)
-sum=$(sha256sum "$bb" | cut -c1-16)
+sum=$( (cat "$bb"; echo recipe-2) | sha256sum | cut -c1-16)
 if [ "$(docker image inspect -f '{{index .Config.Labels "io.sandboxd.busybox-sum"}}' "$IMAGE" 2>/dev/null)" != "$sum" ]; then
   log "building $IMAGE"
   ctx=$(mktemp -d)
@@ -99,7 +101,7 @@ FROM scratch
 COPY busybox /bin/busybox
 RUN ["/bin/busybox", "--install", "-s", "/bin"]
 LABEL io.sandboxd.busybox-sum="$sum"
-CMD ["/bin/sh"]
+CMD ["sleep", "infinity"]
 DOCKERFILE
   DOCKER_BUILDKIT=0 docker build -q -t "$IMAGE" "$ctx" >"$STATE/build.log" 2>&1 || { cat "$STATE/build.log"; exit 1; }
 fi

@@ -81,12 +81,17 @@ func IsUnavailable(err error) bool {
 	if err == nil {
 		return false
 	}
+	// A failed connect is unavailability, whatever the server said (the
+	// database may be gone, or refusing connections while it restarts).
+	var connErr *pgconn.ConnectError
+	if errors.As(err, &connErr) {
+		return true
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		// Class 08: connection exception; 57P01-03: admin shutdown,
 		// crash shutdown, cannot connect now.
 		return pgErr.Code[:2] == "08" || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
 	}
-	var connErr *pgconn.ConnectError
-	return errors.As(err, &connErr) || pgconn.SafeToRetry(err) || pgconn.Timeout(err)
+	return pgconn.SafeToRetry(err) || pgconn.Timeout(err)
 }

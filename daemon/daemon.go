@@ -1,0 +1,89 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/docker/docker/client"
+
+	"github.com/sandboxd/sandboxd/store"
+)
+
+// drainTimeout bounds how long a stopping daemon waits for requests in
+// flight (an exec may run for minutes; it is cut at this bound).
+const drainTimeout = 30 * time.Second
+
+// Run starts the daemon and blocks until ctx ends, then stops it: it stops
+// accepting, lets requests in flight finish within drainTimeout, and closes
+// its connections. Sandboxes keep running; a restarted daemon picks them up.
+// ready, when not nil, is called once the socket accepts requests.
+func Run(ctx context.Context, cfg Config, ready func()) error {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return err
+	}
+	log := cfg.Logger
+
+	st, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.Migrate(ctx); err != nil {
+		return fmt.Errorf("migrate database: %w", err)
+	}
+
+	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
+	if cfg.DockerHost != "" {
+		opts = append(opts, client.WithHost(cfg.DockerHost))
+	}
+	docker, err := client.NewClientWithOpts(opts...)
+	if err != nil {
+		return fmt.Errorf("docker client: %w", err)
+	}
+	defer docker.Close()
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	_, err = docker.Ping(pingCtx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("docker engine at %s: %w", docker.DaemonHost(), err)
+	}
+
+	ln, err := listen(cfg)
+	if err != nil {
+		return err
+	}
+	m := &manager{cfg: cfg, st: st, docker: docker, log: log}
+	srv := &http.Server{
+		Handler:           (&server{cfg: cfg, m: m, log: log}).handler(),
+		ConnContext:       connContext,
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("sandboxd ready", "socket", cfg.Socket, "host_id", cfg.HostID, "version", cfg.Version,
+		"docker", docker.DaemonHost())
+	if ready != nil {
+		ready()
+	}
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve %s: %w", cfg.Socket, err)
+	case <-ctx.Done():
+	}
+	log.Info("sandboxd stopping: draining requests", "timeout", drainTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
+	defer cancel()
+	err = srv.Shutdown(shutdownCtx)
+	if serveErr := <-served; !errors.Is(serveErr, http.ErrServerClosed) {
+		err = errors.Join(err, serveErr)
+	}
+	log.Info("sandboxd stopped")
+	return err
+}
