@@ -6,7 +6,7 @@ BIN     := bin
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 DEV     := $(CURDIR)/.dev
-SOCKET  ?= $(DEV)/sandboxd.sock
+SOCKET  ?= /run/sandboxd/sandboxd.sock
 
 export SANDBOXD_DEV_DIR := $(DEV)
 
@@ -33,10 +33,14 @@ fmt-check:
 test: setup vet fmt-check
 	$(GO) test -race -count=1 ./...
 
-## run: set up, build, migrate and run the daemon in the foreground
+## run: set up, build, and run the daemon in the foreground with development settings
 run: setup build
-	$(BIN)/sandboxd migrate up
-	@echo "sandboxd: schema migrated; the daemon itself arrives with the API (see docs/)"
+	@mkdir -p $(dir $(SOCKET))
+	@echo "sandboxd: serving on $(SOCKET) (Ctrl-C stops it; sandboxes keep running). In another shell, try:"
+	@echo "  bin/sandboxctl create --project demo --image sandboxd-test/busybox:latest"
+	@echo "  bin/sandboxctl exec ID -- sh -c 'echo hello from \$$(hostname)'"
+	@echo "  bin/sandboxctl ps"
+	$(BIN)/sandboxd serve --socket $(SOCKET) --allow-image 'sandboxd-test/*' --log-format text
 
 clean:
 	rm -rf $(BIN)

@@ -168,23 +168,23 @@ func TestErrorCodes(t *testing.T) {
 		is   func(error) bool
 		msg  string
 	}{
-		"unknown id": {func() error { _, err := e.c.Get(ctx, uuid.NewString()); return err }, client.IsNotFound, "not found"},
+		"unknown id":    {func() error { _, err := e.c.Get(ctx, uuid.NewString()); return err }, client.IsNotFound, "not found"},
 		"id not a uuid": {func() error { _, err := e.c.Get(ctx, "not-a-uuid"); return err }, client.IsInvalidArgument, "id: must be a sandbox id"},
 		"exec in removed sandbox": {func() error {
 			_, err := e.c.Exec(ctx, removed.ID, api.ExecRequest{Cmd: []string{"true"}})
 			return err
 		}, client.IsConflict, "is removed, not running"},
 		"extend removed sandbox": {func() error { _, err := e.c.Extend(ctx, removed.ID, time.Minute); return err }, client.IsConflict, "only a live sandbox"},
-		"extend past lifetime": {func() error { _, err := e.c.Extend(ctx, sb.ID, time.Hour); return err }, client.IsInvalidArgument, "--max-lifetime"},
-		"extend ttl zero": {func() error { _, err := e.c.Extend(ctx, sb.ID, 0); return err }, client.IsInvalidArgument, "ttl_seconds: must be between 1 and 3600"},
+		"extend past lifetime":   {func() error { _, err := e.c.Extend(ctx, sb.ID, time.Hour); return err }, client.IsInvalidArgument, "--max-lifetime"},
+		"extend ttl zero":        {func() error { _, err := e.c.Extend(ctx, sb.ID, 0); return err }, client.IsInvalidArgument, "ttl_seconds: must be between 1 and 3600"},
 		"quota per project": {func() error {
 			_, _, err := e.c.Create(ctx, api.CreateRequest{ProjectID: "codes", Image: testenv.Image})
 			return err
 		}, client.IsQuotaExceeded, "at most 1 live sandboxes per project"},
-		"upload too large": {func() error { return e.c.CopyTo(ctx, sb.ID, "/tmp", bytes.NewReader(big)) }, client.IsPayloadTooLarge, "--max-upload-bytes"},
+		"upload too large":       {func() error { return e.c.CopyTo(ctx, sb.ID, "/tmp", bytes.NewReader(big)) }, client.IsPayloadTooLarge, "--max-upload-bytes"},
 		"upload outside workdir": {func() error { return e.c.CopyTo(ctx, sb.ID, "/etc", tarOf(t, "f", "x")) }, client.IsInvalidArgument, "path: must lie inside /workspace or /tmp"},
-		"upload with ..": {func() error { return e.c.CopyTo(ctx, sb.ID, "/workspace/../etc", tarOf(t, "f", "x")) }, client.IsInvalidArgument, "path: must be a clean path"},
-		"upload entry escaping": {func() error { return e.c.CopyTo(ctx, sb.ID, "/workspace", tarOf(t, "../../etc/x", "x")) }, client.IsInvalidArgument, "names must be relative"},
+		"upload with ..":         {func() error { return e.c.CopyTo(ctx, sb.ID, "/workspace/../etc", tarOf(t, "f", "x")) }, client.IsInvalidArgument, "path: must be a clean path"},
+		"upload entry escaping":  {func() error { return e.c.CopyTo(ctx, sb.ID, "/workspace", tarOf(t, "../../etc/x", "x")) }, client.IsInvalidArgument, "names must be relative"},
 		"upload symlink out": {func() error {
 			var buf bytes.Buffer
 			tw := tar.NewWriter(&buf)

@@ -115,4 +115,3 @@ func (s *server) authorize(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
-

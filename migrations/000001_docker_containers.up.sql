@@ -72,7 +72,7 @@ CREATE INDEX docker_containers_live_expires
     ON docker_containers (host_id, expires_at)
     WHERE state NOT IN ('removed', 'failed');
 
--- Live rows per project, newest first: per-project quota and listing.
+-- Live rows per project, newest first: listing one project's sandboxes.
 CREATE INDEX docker_containers_live_project
     ON docker_containers (project_id, created_at DESC)
     WHERE state NOT IN ('removed', 'failed');

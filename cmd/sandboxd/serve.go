@@ -172,4 +172,3 @@ func parseSize(s string) (int64, error) {
 	}
 	return n * mult, nil
 }
-
