@@ -91,6 +91,9 @@ func IsPayloadTooLarge(err error) bool { return hasCode(err, api.CodePayloadTooL
 // IsQuotaExceeded reports whether a create passed a quota; retry later.
 func IsQuotaExceeded(err error) bool { return hasCode(err, api.CodeQuotaExceeded) }
 
+// IsInternal reports whether the daemon failed on its side.
+func IsInternal(err error) bool { return hasCode(err, api.CodeInternal) }
+
 // IsUnavailable reports whether Docker or PostgreSQL could not be reached;
 // retry later.
 func IsUnavailable(err error) bool { return hasCode(err, api.CodeUnavailable) }

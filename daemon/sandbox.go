@@ -72,7 +72,6 @@ func (m *manager) create(ctx context.Context, req api.CreateRequest, caller peer
 	// stopping halfway would leave work for the reaper.
 	ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), m.cfg.CreateTimeout)
 	defer cancel()
-	log := m.logWith(sb)
 	cc, hc := m.cfg.containerConfig(sb.ID, sp)
 	resp, err := m.docker.ContainerCreate(ctx, cc, hc, nil, nil, sb.ContainerName)
 	if err != nil {
@@ -88,14 +87,15 @@ func (m *manager) create(ctx context.Context, req api.CreateRequest, caller peer
 	if err != nil {
 		return sb, false, m.fail(ctx, store.Sandbox{ID: id, ProjectID: sp.ProjectID}, resp.ID, fmt.Errorf("record running: %w", err))
 	}
-	log.With("container_id", resp.ID).Info("sandbox created", "image", sp.Image)
+	m.logWith(sb).Info("sandbox created", "image", sp.Image)
 	return sb, true, nil
 }
 
 // fail undoes a create: it removes the container made so far (if any) and
 // marks the row failed with the cause. It returns the cause.
 func (m *manager) fail(ctx context.Context, sb store.Sandbox, containerID string, cause error) error {
-	log := m.logWith(sb).With("container_id", containerID)
+	sb.ContainerID = containerID
+	log := m.logWith(sb)
 	log.Error("create failed", "err", cause)
 	if containerID != "" {
 		if err := m.removeContainer(ctx, containerID); err != nil {
