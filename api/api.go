@@ -114,6 +114,7 @@ type Health struct {
 	Version  string `json:"version"`
 	Docker   string `json:"docker"`
 	Database string `json:"database"`
+	Events   string `json:"events"` // the Docker event stream: "ok", or since when and why it is down
 }
 
 // The error codes of ErrorBody.Code, each with one HTTP status.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -115,16 +116,33 @@ func TestSandboxLifecycle(t *testing.T) {
 		t.Errorf("list all = %+v, want the removed sandbox", list)
 	}
 
-	evs, err := e.c.Events(ctx, sb.ID)
-	if err != nil {
-		t.Fatal(err)
+	// The history holds sandboxd's own steps and, as the watcher writes
+	// them, the engine's events, each in order.
+	var api, docker []string
+	testenv.Eventually(t, 10*time.Second, "the destroy event is recorded", func() bool {
+		evs, err := e.c.Events(ctx, sb.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		api, docker = nil, nil
+		for _, ev := range evs {
+			switch ev.Source {
+			case "api":
+				api = append(api, ev.Action)
+			case "docker":
+				docker = append(docker, ev.Action)
+			}
+		}
+		return slices.Contains(docker, "destroy")
+	})
+	if want := []string{"intent", "start", "release", "removed"}; !slices.Equal(api, want) {
+		t.Errorf("api events = %v, want %v", api, want)
 	}
-	var actions []string
-	for _, ev := range evs {
-		actions = append(actions, ev.Source+":"+ev.Action)
+	if want := []string{"create", "start", "kill", "die", "stop", "destroy"}; !slices.Equal(docker, want) {
+		t.Errorf("docker events = %v, want %v", docker, want)
 	}
-	if want := "api:intent api:start api:release api:removed"; strings.Join(actions, " ") != want {
-		t.Errorf("events = %v, want %s", actions, want)
+	if final, _ := e.st.Get(ctx, sb.ID); final.State != store.Removed || final.RemovalReason != store.ReasonReleased {
+		t.Errorf("after the destroy event: %s/%s, want removed/released", final.State, final.RemovalReason)
 	}
 }
 

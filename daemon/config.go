@@ -52,7 +52,8 @@ type Config struct {
 	Runtime     string // OCI runtime, e.g. runsc; empty: the engine's default
 
 	StopTimeout    time.Duration
-	CreateTimeout  time.Duration // bound on one create, Docker calls included
+	CreateTimeout  time.Duration // bound on one create; a creating row older than this has failed
+	ResyncInterval time.Duration // full reconcile this often, besides events
 	MaxOutputBytes int64
 	MaxExecTimeout time.Duration
 	MaxUploadBytes int64
@@ -81,6 +82,7 @@ const (
 	DefaultTmpSize        = 64 << 20
 	DefaultStopTimeout    = 2 * time.Second
 	DefaultCreateTimeout  = time.Minute
+	DefaultResyncInterval = 5 * time.Minute
 	DefaultMaxOutputBytes = 1 << 20
 	DefaultExecTimeout    = 60 * time.Second
 	DefaultMaxExecTimeout = 10 * time.Minute
@@ -117,6 +119,7 @@ func (c Config) withDefaults() (Config, error) {
 	c.TmpSize = cmp.Or(c.TmpSize, DefaultTmpSize)
 	c.StopTimeout = cmp.Or(c.StopTimeout, DefaultStopTimeout)
 	c.CreateTimeout = cmp.Or(c.CreateTimeout, DefaultCreateTimeout)
+	c.ResyncInterval = cmp.Or(c.ResyncInterval, DefaultResyncInterval)
 	c.MaxOutputBytes = cmp.Or(c.MaxOutputBytes, DefaultMaxOutputBytes)
 	c.MaxExecTimeout = cmp.Or(c.MaxExecTimeout, DefaultMaxExecTimeout)
 	c.MaxUploadBytes = cmp.Or(c.MaxUploadBytes, DefaultMaxUploadBytes)

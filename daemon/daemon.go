@@ -53,11 +53,30 @@ func Run(ctx context.Context, cfg Config, ready func()) error {
 		return fmt.Errorf("docker engine at %s: %w", docker.DaemonHost(), err)
 	}
 
+	// The table is made true before the socket accepts a request; the
+	// watcher then follows the engine from the moment of that listing.
+	m := &manager{cfg: cfg, st: st, docker: docker, log: log}
+	since := time.Now()
+	if err := m.reconcile(ctx); err != nil {
+		return fmt.Errorf("start-up reconcile: %w", err)
+	}
+	w := newWatcher(m, since)
+	m.events = w
+
 	ln, err := listen(cfg)
 	if err != nil {
 		return err
 	}
-	m := &manager{cfg: cfg, st: st, docker: docker, log: log}
+	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		w.Run(watchCtx, cfg.ResyncInterval)
+	}()
+	defer func() {
+		stopWatch()
+		<-watched
+	}()
 	srv := &http.Server{
 		Handler:           (&server{cfg: cfg, m: m, log: log}).handler(),
 		ConnContext:       connContext,

@@ -28,6 +28,7 @@ type manager struct {
 	st     *store.Store
 	docker *client.Client
 	log    *slog.Logger
+	events *watcher // the event stream's state, for the health check
 }
 
 func (m *manager) logWith(sb store.Sandbox) *slog.Logger {
@@ -77,13 +78,20 @@ func (m *manager) create(ctx context.Context, req api.CreateRequest, caller peer
 	if err != nil {
 		return sb, false, m.fail(ctx, sb, "", fmt.Errorf("create container: %w", err))
 	}
+	// The change is dated before the start call: the engine's own events
+	// about this start (and a quick exit after it) are newer, and win.
+	startedAt := time.Now()
 	if err := m.docker.ContainerStart(ctx, resp.ID, container.StartOptions{}); err != nil {
 		return sb, false, m.fail(ctx, sb, resp.ID, fmt.Errorf("start container %s: %w", resp.ID, err))
 	}
 	sb, err = m.st.Transition(ctx, sb.ID, store.Change{
-		To: store.Running, At: time.Now(), ContainerID: resp.ID, ImageID: img.ID,
+		To: store.Running, At: startedAt, ContainerID: resp.ID, ImageID: img.ID,
 		Event: store.Event{Action: "start", Source: store.SourceAPI, Attributes: map[string]string{"image": sp.Image}},
 	})
+	if errors.Is(err, store.ErrStale) {
+		// The event watcher recorded the start (or more) first.
+		sb, err = m.st.Get(ctx, sb.ID)
+	}
 	if err != nil {
 		return sb, false, m.fail(ctx, store.Sandbox{ID: id, ProjectID: sp.ProjectID}, resp.ID, fmt.Errorf("record running: %w", err))
 	}
@@ -119,7 +127,9 @@ func (m *manager) awaitCreated(ctx context.Context, sb store.Sandbox) (store.San
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.CreateTimeout)
 	defer cancel()
 	var err error
-	for sb.State == store.Creating {
+	// Created is a step of the create under way (the watcher may record
+	// the engine's create event before the start).
+	for sb.State == store.Creating || sb.State == store.Created {
 		select {
 		case <-ctx.Done():
 			return sb, unavailable("sandbox " + sb.ID + " is still being created by an earlier request")
@@ -158,10 +168,11 @@ func (m *manager) release(ctx context.Context, id string) (store.Sandbox, error)
 			return sb, err
 		}
 	}
+	removedAt := time.Now() // before the call: the engine's destroy event wins
 	if err := m.removeContainer(ctx, sb.ContainerID); err != nil {
 		return sb, err
 	}
-	sb, err = m.st.Transition(ctx, id, store.Change{To: store.Removed, At: time.Now(),
+	sb, err = m.st.Transition(ctx, id, store.Change{To: store.Removed, At: removedAt,
 		Event: store.Event{Action: "removed", Source: store.SourceAPI}})
 	if errors.Is(err, store.ErrInvalidTransition) || errors.Is(err, store.ErrStale) {
 		return m.st.Get(ctx, id)

@@ -138,12 +138,16 @@ func cmpOr(a, b string) string {
 func (s *server) health(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	h := api.Health{Status: "ok", Version: s.cfg.Version, Docker: "ok", Database: "ok"}
+	h := api.Health{Status: "ok", Version: s.cfg.Version, Docker: "ok", Database: "ok", Events: "ok"}
 	if _, err := s.m.docker.Ping(ctx); err != nil {
 		h.Status, h.Docker = "degraded", err.Error()
 	}
 	if err := s.m.st.Ping(ctx); err != nil {
 		h.Status, h.Database = "degraded", err.Error()
+	}
+	up, detail := s.m.events.Status()
+	if h.Events = detail; !up {
+		h.Status = "degraded"
 	}
 	status := http.StatusOK
 	if h.Status != "ok" {

@@ -12,6 +12,9 @@ import (
 // Change is one transition of a sandbox, with what it writes besides the
 // state and the event that records it.
 type Change struct {
+	// To is the state entered. Empty means no transition: only the event
+	// is recorded, and a true OOMKilled is kept (Docker's oom, kill and
+	// stop events are such).
 	To State
 	// At is when the change happened: Docker's own time for an engine
 	// event, the time sandboxd saw the result of its call otherwise. A
@@ -82,6 +85,17 @@ func transition(ctx context.Context, tx pgx.Tx, cur Sandbox, c Change) (_ Sandbo
 	}
 	if ev.Action == "" {
 		ev.Action = string(c.To)
+	}
+	if c.To == "" {
+		if c.OOMKilled && !cur.OOMKilled {
+			cur, err := scanSandbox(tx.QueryRow(ctx, `UPDATE docker_containers SET oom_killed = true, updated_at = now()
+				WHERE id = $1 RETURNING `+columns, cur.ID))
+			if err != nil {
+				return Sandbox{}, false, fmt.Errorf("mark sandbox %s oom-killed: %w", cur.ID, err)
+			}
+			return cur, false, appendEvent(ctx, tx, ev)
+		}
+		return cur, false, appendEvent(ctx, tx, ev)
 	}
 	if cur.LastEventAt != nil && !c.At.After(*cur.LastEventAt) {
 		if ev.Source != "" {

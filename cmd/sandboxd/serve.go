@@ -73,6 +73,8 @@ func parseServeFlags(args []string, lookupEnv func(string) (string, bool)) (daem
 	sizeVar(fs, &c.WorkdirSize, "workdir-size", daemon.DefaultWorkdirSize, "size of the workdir tmpfs")
 	fs.StringVar(&c.Runtime, "runtime", "", "OCI runtime for sandboxes, e.g. runsc (default: the engine's)")
 	fs.DurationVar(&c.StopTimeout, "stop-timeout", daemon.DefaultStopTimeout, "grace between SIGTERM and SIGKILL when a sandbox is removed")
+	fs.DurationVar(&c.CreateTimeout, "create-timeout", daemon.DefaultCreateTimeout, "a create still unfinished after this has failed")
+	fs.DurationVar(&c.ResyncInterval, "resync-interval", daemon.DefaultResyncInterval, "reconcile the table with the engine this often, besides events")
 	sizeVar(fs, &c.MaxOutputBytes, "max-output-bytes", daemon.DefaultMaxOutputBytes, "exec output kept per stream")
 	fs.DurationVar(&c.MaxExecTimeout, "max-exec-timeout", daemon.DefaultMaxExecTimeout, "longest timeout an exec may ask for")
 	sizeVar(fs, &c.MaxUploadBytes, "max-upload-bytes", daemon.DefaultMaxUploadBytes, "largest file upload (tar) accepted")

@@ -1,0 +1,292 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
+
+	"github.com/sandboxd/sandboxd/store"
+)
+
+// Event stream tuning.
+const (
+	eventBuffer     = 8192 // events held while the database is away
+	eventBatch      = 256  // most events written in one transaction
+	reconnectMin    = 100 * time.Millisecond
+	reconnectMax    = 5 * time.Second // cap of the reconnect backoff
+	writeRetryMax   = 2 * time.Second
+	eventStreamName = "docker events"
+)
+
+// watchedActions are the container events that say something about a
+// sandbox's life. Exec, attach, archive and resize events are left out:
+// sandboxd causes those itself, many per request, and tracks activity in
+// last_activity_at instead.
+var watchedActions = []string{"create", "start", "restart", "stop", "pause", "unpause",
+	"kill", "die", "oom", "destroy", "health_status", "rename", "update"}
+
+// watcher follows the engine's event stream for this host's sandboxes and
+// writes what it sees to the table. Events are hints, not the truth: after
+// every (re)connect, when events were dropped, and every resync interval,
+// it reconciles the table with what the engine holds.
+type watcher struct {
+	m     *manager
+	log   *slog.Logger
+	queue chan events.Message
+
+	// overflow is set when the queue was full and an event was dropped;
+	// the writer then forces a reconcile once the database takes writes.
+	overflowMu sync.Mutex
+	overflow   bool
+
+	reconcileMu sync.Mutex // one reconcile at a time
+
+	statusMu  sync.Mutex
+	up        bool
+	downSince time.Time
+	lastErr   string
+	lastSeen  time.Time // Docker time of the newest event read
+}
+
+func newWatcher(m *manager, since time.Time) *watcher {
+	return &watcher{m: m, log: m.log.With("component", "watcher"), queue: make(chan events.Message, eventBuffer),
+		lastSeen: since, downSince: time.Now(), lastErr: "not connected yet"}
+}
+
+// Status says whether the stream is up and, if not, since when and why.
+func (w *watcher) Status() (up bool, detail string) {
+	w.statusMu.Lock()
+	defer w.statusMu.Unlock()
+	if w.up {
+		return true, "ok"
+	}
+	return false, fmt.Sprintf("down since %s: %s", w.downSince.UTC().Format(time.RFC3339), w.lastErr)
+}
+
+func (w *watcher) setUp() {
+	w.statusMu.Lock()
+	defer w.statusMu.Unlock()
+	if !w.up {
+		w.log.Info("event stream up", "down_for", time.Since(w.downSince).Round(time.Millisecond))
+	}
+	w.up = true
+}
+
+func (w *watcher) setDown(err error) {
+	w.statusMu.Lock()
+	defer w.statusMu.Unlock()
+	if w.up {
+		// Logged once per outage, not once per reconnect attempt.
+		w.log.Warn("event stream down", "err", err)
+		w.downSince = time.Now()
+	}
+	w.up = false
+	w.lastErr = err.Error()
+}
+
+// Run reads the stream and writes the table until ctx ends. It reconnects
+// forever, with capped exponential backoff.
+func (w *watcher) Run(ctx context.Context, resync time.Duration) {
+	var wg sync.WaitGroup
+	wg.Go(func() { w.write(ctx) })
+	wg.Go(func() { w.resyncLoop(ctx, resync) })
+	backoff := reconnectMin
+	for ctx.Err() == nil {
+		err := w.stream(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		w.setDown(err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, reconnectMax)
+		if err == nil {
+			backoff = reconnectMin
+		}
+	}
+	wg.Wait()
+}
+
+// stream subscribes, reconciles, then queues events until the stream ends.
+func (w *watcher) stream(ctx context.Context) error {
+	w.statusMu.Lock()
+	since := w.lastSeen
+	w.statusMu.Unlock()
+	args := filters.NewArgs(
+		filters.Arg("type", "container"),
+		filters.Arg("label", LabelManaged+"=true"),
+		filters.Arg("label", LabelHost+"="+w.m.cfg.HostID))
+	for _, a := range watchedActions {
+		args.Add("event", a)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	opts := events.ListOptions{Filters: args}
+	if !since.IsZero() {
+		opts.Since = strconv.FormatInt(since.Unix(), 10) + "." + fmt.Sprintf("%09d", since.Nanosecond())
+	}
+	msgs, errs := w.m.docker.Events(ctx, opts)
+	// Events returns once the engine answered: an error now means no stream.
+	select {
+	case err := <-errs:
+		return fmt.Errorf("subscribe to %s: %w", eventStreamName, err)
+	default:
+	}
+	w.setUp()
+	// Anything missed while disconnected (the engine keeps only a short
+	// buffer, and none across its restarts) is caught by a reconcile.
+	if err := w.reconcile(ctx); err != nil {
+		w.log.Warn("reconcile after connect", "err", err)
+		w.setOverflow() // retried by the writer once the database answers
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errs:
+			return fmt.Errorf("%s ended: %w", eventStreamName, err)
+		case msg := <-msgs:
+			if msg.Actor.Attributes[LabelHost] != w.m.cfg.HostID || msg.Actor.Attributes[LabelManaged] != "true" {
+				continue // not ours, whatever the engine's filter let through
+			}
+			w.statusMu.Lock()
+			w.lastSeen = time.Unix(0, msg.TimeNano)
+			w.statusMu.Unlock()
+			select {
+			case w.queue <- msg:
+			default:
+				w.setOverflow()
+			}
+		}
+	}
+}
+
+func (w *watcher) setOverflow() {
+	w.overflowMu.Lock()
+	w.overflow = true
+	w.overflowMu.Unlock()
+}
+
+func (w *watcher) takeOverflow() bool {
+	w.overflowMu.Lock()
+	defer w.overflowMu.Unlock()
+	o := w.overflow
+	w.overflow = false
+	return o
+}
+
+// write drains the queue in batches. A batch that cannot be written (the
+// database is away) is retried until it can; meanwhile the reader keeps
+// queueing, up to eventBuffer.
+func (w *watcher) write(ctx context.Context) {
+	batch := make([]store.EventChange, 0, eventBatch)
+	failing := false
+	for {
+		batch = batch[:0]
+		select {
+		case <-ctx.Done():
+			return
+		case msg := <-w.queue:
+			batch = append(batch, toChange(msg))
+		case <-time.After(time.Second):
+			// Idle: a chance to run a reconcile owed after an overflow.
+		}
+	fill:
+		for len(batch) < eventBatch {
+			select {
+			case msg := <-w.queue:
+				batch = append(batch, toChange(msg))
+			default:
+				break fill
+			}
+		}
+		for backoff := reconnectMin; ; backoff = min(backoff*2, writeRetryMax) {
+			var err error
+			if len(batch) > 0 {
+				_, err = w.m.st.ApplyEvents(ctx, batch)
+			}
+			if err == nil && w.takeOverflow() {
+				if err = w.reconcile(ctx); err != nil {
+					w.setOverflow()
+				}
+			}
+			if err == nil {
+				if failing {
+					w.log.Info("event writes resumed")
+					failing = false
+				}
+				break
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			if !failing {
+				w.log.Error("write events", "err", err, "queued", len(w.queue))
+				failing = true
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+		}
+	}
+}
+
+func (w *watcher) resyncLoop(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := w.reconcile(ctx); err != nil {
+				w.log.Warn("periodic reconcile", "err", err)
+				w.setOverflow()
+			}
+		}
+	}
+}
+
+// toChange maps an engine event to a change of the sandbox's row.
+func toChange(msg events.Message) store.EventChange {
+	at := time.Unix(0, msg.TimeNano)
+	attrs := map[string]string{}
+	for k, v := range msg.Actor.Attributes {
+		// Labels are on the row already; keep the event's own facts.
+		if !strings.HasPrefix(k, "io.sandboxd.") {
+			attrs[k] = v
+		}
+	}
+	c := store.Change{At: at, ContainerID: msg.Actor.ID,
+		Event: store.Event{ContainerID: msg.Actor.ID, Action: string(msg.Action), Source: store.SourceDocker,
+			OccurredAt: at, Attributes: attrs}}
+	switch action, _, _ := strings.Cut(string(msg.Action), ":"); action {
+	case "create":
+		c.To = store.Created
+	case "start", "unpause", "restart":
+		c.To = store.Running
+	case "pause":
+		c.To = store.Paused
+	case "die":
+		c.To = store.Exited
+		if code, err := strconv.Atoi(msg.Actor.Attributes["exitCode"]); err == nil {
+			c.ExitCode = &code
+		}
+	case "oom":
+		c.OOMKilled = true
+	case "destroy":
+		c.To, c.Reason = store.Removed, store.ReasonExternal
+	}
+	return store.EventChange{SandboxID: msg.Actor.Attributes[LabelSandboxID], Change: c}
+}

@@ -1,0 +1,86 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Applied counts what ApplyEvents did with a batch.
+type Applied struct {
+	Applied int // changed a row (or recorded an event-only change)
+	Stale   int // older than the row's last change: recorded only
+	Refused int // not allowed by the state machine: recorded only
+	Unknown int // no row has that sandbox id: recorded without one
+}
+
+// EventChange is a change reported by the engine for one sandbox.
+type EventChange struct {
+	SandboxID string // from the container's label; may name no row
+	Change
+}
+
+// ApplyEvents applies a batch of engine events in one transaction, in
+// order. Every event is appended to the history; each one also changes its
+// row when it is newer than the row's last change and the state machine
+// allows it. A refused or stale event is not an error here: the engine
+// reported what happened, and the row keeps what is newer or more certain.
+func (s *Store) ApplyEvents(ctx context.Context, evs []EventChange) (Applied, error) {
+	var n Applied
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		n = Applied{}
+		for _, ev := range evs {
+			var cur Sandbox
+			err := pgx.ErrNoRows
+			if ev.SandboxID != "" {
+				cur, err = scanSandbox(tx.QueryRow(ctx, `SELECT `+columns+` FROM docker_containers WHERE id = $1 FOR UPDATE`, ev.SandboxID))
+			}
+			if err == nil && cur.ContainerID != "" && ev.ContainerID != "" && cur.ContainerID != ev.ContainerID {
+				// The label names a sandbox whose row has another container:
+				// not this row's event.
+				err = pgx.ErrNoRows
+			}
+			if errors.Is(err, pgx.ErrNoRows) {
+				// A container with our labels and no row (an orphan, or a
+				// row deleted by retention): keep its history anyway.
+				e := ev.Event
+				e.SandboxID, e.ContainerID = "", firstNonEmpty(e.ContainerID, ev.ContainerID)
+				if e.OccurredAt.IsZero() {
+					e.OccurredAt = ev.At
+				}
+				if err := appendEvent(ctx, tx, e); err != nil {
+					return err
+				}
+				n.Unknown++
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("lock sandbox %s: %w", ev.SandboxID, err)
+			}
+			_, stale, err := transition(ctx, tx, cur, ev.Change)
+			switch {
+			case errors.Is(err, ErrInvalidTransition):
+				e := ev.Event
+				e.SandboxID = cur.ID
+				e.ContainerID = firstNonEmpty(e.ContainerID, cur.ContainerID)
+				if e.OccurredAt.IsZero() {
+					e.OccurredAt = ev.At
+				}
+				if err := appendEvent(ctx, tx, e); err != nil {
+					return err
+				}
+				n.Refused++
+			case err != nil:
+				return err
+			case stale:
+				n.Stale++
+			default:
+				n.Applied++
+			}
+		}
+		return nil
+	})
+	return n, err
+}
