@@ -85,6 +85,14 @@ func start(t *testing.T, mutate func(*daemon.Config)) *env {
 	if mutate != nil {
 		mutate(&cfg)
 	}
+	if cfg.DockerHost != "" {
+		// A private engine of the test's own (testenv.PrivateDocker).
+		var err error
+		if docker, err = dockerclient.NewClientWithOpts(dockerclient.WithHost(cfg.DockerHost), dockerclient.WithAPIVersionNegotiation()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { docker.Close() })
+	}
 	e := &env{cfg: cfg, c: &client.Client{Socket: cfg.Socket}, st: st, docker: docker, dbURL: url}
 	t.Cleanup(func() { removeContainers(t, docker, cfg.HostID) })
 
@@ -170,3 +178,5 @@ func (e *env) rows(t *testing.T) int {
 func ptr[T any](v T) *T { return &v }
 
 func storeFilterAll(e *env) store.Filter { return store.Filter{HostID: e.cfg.HostID, All: true} }
+
+var containerRemoveForce = container.RemoveOptions{Force: true}

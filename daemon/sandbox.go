@@ -69,6 +69,7 @@ func (m *manager) create(ctx context.Context, req api.CreateRequest, caller peer
 		return sb, false, err
 	}
 
+	crashPoint("after-intent")
 	// From here the create runs to its end even if the caller goes away:
 	// stopping halfway would leave work for the reaper.
 	ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), m.cfg.CreateTimeout)
@@ -78,12 +79,14 @@ func (m *manager) create(ctx context.Context, req api.CreateRequest, caller peer
 	if err != nil {
 		return sb, false, m.fail(ctx, sb, "", fmt.Errorf("create container: %w", err))
 	}
+	crashPoint("after-create")
 	// The change is dated before the start call: the engine's own events
 	// about this start (and a quick exit after it) are newer, and win.
 	startedAt := time.Now()
 	if err := m.docker.ContainerStart(ctx, resp.ID, container.StartOptions{}); err != nil {
 		return sb, false, m.fail(ctx, sb, resp.ID, fmt.Errorf("start container %s: %w", resp.ID, err))
 	}
+	crashPoint("after-start")
 	sb, err = m.st.Transition(ctx, sb.ID, store.Change{
 		To: store.Running, At: startedAt, ContainerID: resp.ID, ImageID: img.ID,
 		Event: store.Event{Action: "start", Source: store.SourceAPI, Attributes: map[string]string{"image": sp.Image}},

@@ -59,7 +59,22 @@ func (s *Store) ApplyEvents(ctx context.Context, evs []EventChange) (Applied, er
 			if err != nil {
 				return fmt.Errorf("lock sandbox %s: %w", ev.SandboxID, err)
 			}
-			_, stale, err := transition(ctx, tx, cur, ev.Change)
+			// A savepoint per event: one the database refuses (a broken
+			// event) must not take the whole batch down, or it would be
+			// retried forever.
+			sp, err := tx.Begin(ctx)
+			if err != nil {
+				return fmt.Errorf("savepoint: %w", err)
+			}
+			_, stale, err := transition(ctx, sp, cur, ev.Change)
+			if err != nil && !IsUnavailable(err) {
+				sp.Rollback(ctx)
+				if !errors.Is(err, ErrInvalidTransition) {
+					err = fmt.Errorf("%w: %v", ErrInvalidTransition, err)
+				}
+			} else if cerr := sp.Commit(ctx); cerr != nil && err == nil {
+				return fmt.Errorf("release savepoint: %w", cerr)
+			}
 			switch {
 			case errors.Is(err, ErrInvalidTransition):
 				e := ev.Event

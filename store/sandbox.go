@@ -126,7 +126,7 @@ func (s *Store) InsertIntent(ctx context.Context, sb Sandbox, q Quota) (_ Sandbo
 		if q.PerHost > 0 && perHost >= q.PerHost {
 			return &QuotaError{Scope: "host", Limit: q.PerHost}
 		}
-		sb, err = scanSandbox(tx.QueryRow(ctx, `INSERT INTO docker_containers (
+		row, err := scanSandbox(tx.QueryRow(ctx, `INSERT INTO docker_containers (
 				id, project_id, host_id, container_name, image, state,
 				memory_bytes, nano_cpus, pids_limit, labels, idempotency_key,
 				requested_by_uid, requested_by_pid, expires_at, idle_timeout_seconds)
@@ -138,9 +138,19 @@ func (s *Store) InsertIntent(ctx context.Context, sb Sandbox, q Quota) (_ Sandbo
 		if err != nil {
 			return fmt.Errorf("insert sandbox %s: %w", sb.ID, err)
 		}
+		sb = row
 		return appendEvent(ctx, tx, Event{SandboxID: sb.ID, Action: "intent", Source: SourceAPI,
 			OccurredAt: sb.CreatedAt, Attributes: map[string]string{"image": sb.Image}})
 	})
+	if isUniqueViolation(err, "docker_containers_idempotency") {
+		// A create on another host (another lock) used the key first.
+		prev, err := scanSandbox(s.pool.QueryRow(ctx, `SELECT `+columns+` FROM docker_containers
+			WHERE project_id = $1 AND idempotency_key = $2 AND state <> 'failed'`, sb.ProjectID, sb.IdempotencyKey))
+		if err != nil {
+			return Sandbox{}, false, fmt.Errorf("look up idempotency key: %w", err)
+		}
+		return prev, true, nil
+	}
 	if err != nil {
 		return Sandbox{}, false, err
 	}

@@ -449,3 +449,50 @@ func TestReaperQueries(t *testing.T) {
 		}
 	}
 }
+
+// TestApplyEventsOutOfOrder applies a batch of engine events that arrived
+// out of order: the row ends in the state of the newest, and every event is
+// in the history.
+func TestApplyEventsOutOfOrder(t *testing.T) {
+	t.Parallel()
+	st, _ := testenv.Store(t)
+	ctx := context.Background()
+	sb := insert(t, st, newSandbox("batch"))
+	cid := containerID(sb.ID)
+	t0 := time.Now()
+	ev := func(to store.State, action string, ms int) store.EventChange {
+		c := store.Change{To: to, At: t0.Add(time.Duration(ms) * time.Millisecond), ContainerID: cid,
+			Event: store.Event{Action: action, Source: store.SourceDocker}}
+		if to == store.Exited {
+			code := 137
+			c.ExitCode = &code
+		}
+		return store.EventChange{SandboxID: sb.ID, Change: c}
+	}
+	oom := ev("", "oom", 3)
+	oom.OOMKilled = true
+	destroy := ev(store.Removed, "destroy", 5)
+	destroy.Reason = store.ReasonExternal
+	n, err := st.ApplyEvents(ctx, []store.EventChange{
+		ev(store.Created, "create", 1), ev(store.Exited, "die", 4), oom, ev(store.Running, "start", 2),
+		destroy, ev(store.Paused, "pause", 7), ev(store.Running, "start", 8),
+		{SandboxID: uuid.NewString(), Change: ev(store.Running, "start", 6).Change},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// create, die, oom and the first destroy apply; the late start is
+	// stale; a pause and a start after removal are refused; the last names
+	// no row.
+	if want := (store.Applied{Applied: 4, Stale: 1, Refused: 2, Unknown: 1}); n != want {
+		t.Errorf("outcome %+v, want %+v", n, want)
+	}
+	got, _ := st.Get(ctx, sb.ID)
+	if got.State != store.Removed || got.RemovalReason != store.ReasonExternal || !got.OOMKilled || got.ExitCode == nil || *got.ExitCode != 137 {
+		t.Errorf("row = %s/%s oom %v exit %v", got.State, got.RemovalReason, got.OOMKilled, got.ExitCode)
+	}
+	evs, _ := st.ListEvents(ctx, sb.ID)
+	if len(evs) != 8 { // intent plus the seven events of this sandbox
+		t.Errorf("history holds %d events, want 8", len(evs))
+	}
+}

@@ -108,6 +108,9 @@ func transition(ctx context.Context, tx pgx.Tx, cur Sandbox, c Change) (_ Sandbo
 	if err := CheckTransition(cur.State, c.To); err != nil {
 		return Sandbox{}, false, fmt.Errorf("sandbox %s: %w", cur.ID, err)
 	}
+	if (c.To == Removed || c.To == Removing || c.To == Failed) && c.Reason == "" && cur.RemovalReason == "" && c.To != cur.State {
+		return Sandbox{}, false, fmt.Errorf("sandbox %s: %s needs a reason: %w", cur.ID, c.To, ErrInvalidTransition)
+	}
 
 	// Timestamps follow the state entered: started_at on the first start,
 	// finished_at when the process ends, removed_at on removal.
