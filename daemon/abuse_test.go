@@ -83,7 +83,7 @@ func TestAbusiveRequests(t *testing.T) {
 		{"env name", "POST", "/v1/sandboxes", create(`,"env":{"1BAD":"x"}`), 400, api.CodeInvalidArgument, `env: name "1BAD"`},
 		{"empty cmd", "POST", "/v1/sandboxes", create(`,"cmd":[]`), 400, api.CodeInvalidArgument, "cmd: must name a program"},
 		{"relative workdir", "POST", "/v1/sandboxes", create(`,"workdir":"src"`), 400, api.CodeInvalidArgument, "workdir: must be an absolute path"},
-		{"workdir on the read-only root", "POST", "/v1/sandboxes", create(`,"workdir":"/etc"`), 400, api.CodeInvalidArgument, "workdir: must lie under /workspace or /tmp"},
+		{"workdir on the read-only root", "POST", "/v1/sandboxes", create(`,"workdir":"/etc"`), 400, api.CodeInvalidArgument, "workdir: must be /workspace or /tmp"},
 		{"idempotency key too long", "POST", "/v1/sandboxes", create(`,"idempotency_key":"` + strings.Repeat("k", 129) + `"`), 400, api.CodeInvalidArgument, "idempotency_key: must be at most 128"},
 		{"malformed JSON", "POST", "/v1/sandboxes", []byte(`{"project_id":"abuse",`), 400, api.CodeInvalidArgument, "body: malformed JSON"},
 		{"not an object", "POST", "/v1/sandboxes", []byte(`[1,2]`), 400, api.CodeInvalidArgument, "must be an object"},

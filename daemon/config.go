@@ -130,7 +130,7 @@ func (c Config) withDefaults() (Config, error) {
 	return c, c.check()
 }
 
-// check names the first setting that is out of range.
+// check names every setting that is out of range.
 func (c Config) check() error {
 	var errs []error
 	bad := func(flag, format string, args ...any) {
@@ -171,7 +171,7 @@ func (c Config) check() error {
 	if c.DefaultPids < 1 || c.DefaultPids > c.MaxPids {
 		bad("default-pids", "must be between 1 and --max-pids %d, got %d", c.MaxPids, c.DefaultPids)
 	}
-	if uid, gid, ok := strings.Cut(c.SandboxUser, ":"); !ok || !isNumber(uid) || !isNumber(gid) || uid == "0" {
+	if uid, gid, ok := strings.Cut(c.SandboxUser, ":"); !ok || !isNumber(uid) || !isNumber(gid) || strings.Trim(uid, "0") == "" {
 		bad("sandbox-user", "must be a numeric non-root uid:gid, got %q", c.SandboxUser)
 	}
 	if !path.IsAbs(c.Workdir) || path.Clean(c.Workdir) != c.Workdir || c.Workdir == "/" || c.Workdir == "/tmp" {
@@ -179,6 +179,11 @@ func (c Config) check() error {
 	}
 	if c.MaxOutputBytes < 1 || c.MaxUploadBytes < 1 {
 		bad("max-output-bytes", "and --max-upload-bytes must be positive")
+	}
+	for flag, d := range map[string]time.Duration{"stop-timeout": c.StopTimeout, "create-timeout": c.CreateTimeout, "resync-interval": c.ResyncInterval} {
+		if d <= 0 {
+			bad(flag, "must be positive, got %s", d)
+		}
 	}
 	if c.MaxExecTimeout < time.Second {
 		bad("max-exec-timeout", "must be at least 1s, got %s", c.MaxExecTimeout)

@@ -3,6 +3,7 @@ package daemon
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/go-units"
@@ -23,6 +24,7 @@ const (
 	ulimitNoFile     = 1024 // open files
 	ulimitFileSize   = 1 << 30
 	stopSignalInInit = "SIGTERM"
+	shmSize          = 16 << 20
 )
 
 // containerConfig builds a sandbox container from the server-side hardening
@@ -56,12 +58,15 @@ func (c *Config) containerConfig(id string, sp createSpec) (*container.Config, *
 	hc := &container.HostConfig{
 		NetworkMode:    "none",
 		ReadonlyRootfs: true,
-		// The only writable places: a bounded /tmp and the workdir, both in
-		// memory, both counted against the memory limit.
+		// The writable places: a bounded /tmp and the workdir, and the
+		// engine's /dev/shm (bounded below), all in memory and counted
+		// against the memory limit. exec: the engine would add noexec, but
+		// running what was just uploaded or compiled is what a sandbox is for.
 		Tmpfs: map[string]string{
-			"/tmp":    fmt.Sprintf("rw,nosuid,nodev,size=%d,mode=1777", c.TmpSize),
-			c.Workdir: fmt.Sprintf("rw,nosuid,nodev,size=%d,mode=0755,uid=%d,gid=%d", c.WorkdirSize, uid, gid),
+			"/tmp":    fmt.Sprintf("rw,exec,nosuid,nodev,size=%d,mode=1777", c.TmpSize),
+			c.Workdir: fmt.Sprintf("rw,exec,nosuid,nodev,size=%d,mode=0755,uid=%d,gid=%d", c.WorkdirSize, uid, gid),
 		},
+		ShmSize:     shmSize,
 		CapDrop:     []string{"ALL"},
 		SecurityOpt: []string{"no-new-privileges"},
 		Privileged:  false,
@@ -93,12 +98,8 @@ func (c *Config) containerConfig(id string, sp createSpec) (*container.Config, *
 // sandboxIDs returns the numeric uid and gid of --sandbox-user, which
 // Config.check has validated.
 func (c *Config) sandboxIDs() (uid, gid int) {
-	for i := range c.SandboxUser {
-		if c.SandboxUser[i] == ':' {
-			uid, _ = strconv.Atoi(c.SandboxUser[:i])
-			gid, _ = strconv.Atoi(c.SandboxUser[i+1:])
-			return uid, gid
-		}
-	}
-	return 0, 0
+	u, g, _ := strings.Cut(c.SandboxUser, ":")
+	uid, _ = strconv.Atoi(u)
+	gid, _ = strconv.Atoi(g)
+	return uid, gid
 }

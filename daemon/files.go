@@ -19,7 +19,7 @@ import (
 // through the engine's archive API: that API writes to the container's
 // root filesystem layer, which is read-only here, and cannot see the tmpfs
 // mounts (workdir, /tmp) that are the only writable places. The image must
-// therefore provide tar, mkdir and realpath (busybox does).
+// therefore provide tar, mkdir, realpath and test (busybox does).
 
 const fileOpTimeout = 5 * time.Minute
 
@@ -62,6 +62,10 @@ func (m *manager) internalExec(ctx context.Context, containerID string, stdin io
 	}
 	if out.TimedOut {
 		return -1, fmt.Errorf("%s in %s: timed out after %s", cmd[0], containerID, fileOpTimeout)
+	}
+	if out.ExitCode == 126 || out.ExitCode == 127 {
+		return out.ExitCode, fmt.Errorf("the sandbox image cannot run %s, which file copies need (exit %d): %s",
+			cmd[0], out.ExitCode, strings.TrimSpace(string(stderr.buf)))
 	}
 	if out.ExitCode != 0 {
 		return out.ExitCode, invalid("path", "%s failed in the sandbox (exit %d): %s", cmd[0], out.ExitCode, strings.TrimSpace(string(stderr.buf)))

@@ -55,18 +55,28 @@ func (m *manager) create(ctx context.Context, req api.CreateRequest, caller peer
 
 	id := uuid.NewString()
 	uid, pid := int(caller.UID), int(caller.PID)
-	sb, existing, err := m.st.InsertIntent(ctx, store.Sandbox{
+	intent := store.Sandbox{
 		ID: id, ProjectID: sp.ProjectID, HostID: m.cfg.HostID, ContainerName: containerPrefix + id,
 		Image: sp.Image, MemoryBytes: sp.MemoryBytes, NanoCPUs: sp.NanoCPUs, PidsLimit: sp.Pids,
 		Labels: sp.Labels, IdempotencyKey: sp.IdempotencyKey, RequestedByUID: &uid, RequestedByPID: &pid,
 		ExpiresAt: time.Now().Add(sp.TTL), IdleTimeout: sp.IdleTimeout,
-	}, store.Quota{PerProject: m.cfg.MaxPerProject, PerHost: m.cfg.MaxSandboxes})
-	if err != nil {
-		return sb, false, err
 	}
-	if existing {
+	quota := store.Quota{PerProject: m.cfg.MaxPerProject, PerHost: m.cfg.MaxSandboxes}
+	for attempt := 0; ; attempt++ {
+		var existing bool
+		sb, existing, err = m.st.InsertIntent(ctx, intent, quota)
+		if err != nil {
+			return sb, false, err
+		}
+		if !existing {
+			break
+		}
 		sb, err = m.awaitCreated(ctx, sb)
-		return sb, false, err
+		if err != nil || sb.State != store.Failed || attempt > 0 {
+			return sb, false, err
+		}
+		// The attempt this request waited for failed, which frees its key:
+		// this request makes its own.
 	}
 
 	crashPoint("after-intent")
@@ -145,10 +155,21 @@ func (m *manager) awaitCreated(ctx context.Context, sb store.Sandbox) (store.San
 	return sb, nil
 }
 
+// get returns a sandbox of this host. Rows of other hosts sharing the
+// database are not this daemon's to show or touch: their containers live on
+// another engine.
+func (m *manager) get(ctx context.Context, id string) (store.Sandbox, error) {
+	sb, err := m.st.Get(ctx, id)
+	if err == nil && sb.HostID != m.cfg.HostID {
+		return store.Sandbox{}, fmt.Errorf("sandbox %s (host %s): %w", id, sb.HostID, store.ErrNotFound)
+	}
+	return sb, err
+}
+
 // release stops and removes a sandbox's container and marks it removed with
 // reason released. Releasing a sandbox that is gone returns it unchanged.
 func (m *manager) release(ctx context.Context, id string) (store.Sandbox, error) {
-	sb, err := m.st.Get(ctx, id)
+	sb, err := m.get(ctx, id)
 	if err != nil {
 		return sb, err
 	}
@@ -213,7 +234,7 @@ func (m *manager) extend(ctx context.Context, id string, req api.ExtendRequest) 
 	if err != nil {
 		return store.Sandbox{}, err
 	}
-	sb, err := m.st.Get(ctx, id)
+	sb, err := m.get(ctx, id)
 	if err != nil {
 		return sb, err
 	}
@@ -231,7 +252,7 @@ func (m *manager) extend(ctx context.Context, id string, req api.ExtendRequest) 
 
 // running returns the sandbox if it is running, and a conflict otherwise.
 func (m *manager) running(ctx context.Context, id string) (store.Sandbox, error) {
-	sb, err := m.st.Get(ctx, id)
+	sb, err := m.get(ctx, id)
 	if err != nil {
 		return sb, err
 	}

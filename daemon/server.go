@@ -239,7 +239,7 @@ func listFilter(r *http.Request) (store.Filter, error) {
 }
 
 func (s *server) get(w http.ResponseWriter, r *http.Request, id string) error {
-	sb, err := s.m.st.Get(r.Context(), id)
+	sb, err := s.m.get(r.Context(), id)
 	if err != nil {
 		return err
 	}
@@ -315,7 +315,7 @@ func onlyQuery(r *http.Request, name string) error {
 }
 
 func (s *server) events(w http.ResponseWriter, r *http.Request, id string) error {
-	if _, err := s.m.st.Get(r.Context(), id); err != nil {
+	if _, err := s.m.get(r.Context(), id); err != nil {
 		return err
 	}
 	evs, err := s.m.st.ListEvents(r.Context(), id)

@@ -9,6 +9,7 @@ import (
 	"os/user"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -105,7 +106,10 @@ func (s *server) authorize(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := peerFrom(r.Context())
 		allowed := p.ok && (p.UID == 0 || p.UID == self ||
-			slices.Contains(s.cfg.AllowUIDs, p.UID) || slices.Contains(s.cfg.AllowGIDs, p.GID))
+			slices.Contains(s.cfg.AllowUIDs, p.UID) || slices.Contains(s.cfg.AllowGIDs, p.GID) ||
+			len(s.cfg.AllowGIDs) > 0 && slices.ContainsFunc(supplementaryGroups(p.PID), func(g uint32) bool {
+				return slices.Contains(s.cfg.AllowGIDs, g)
+			}))
 		if !allowed && !(r.Method == http.MethodGet && r.URL.Path == "/v1/health") {
 			s.log.WarnContext(r.Context(), "caller denied", "uid", p.UID, "gid", p.GID, "pid", p.PID, "path", r.URL.Path)
 			writeError(w, r, s.log, &apiError{http.StatusForbidden, api.CodePermissionDenied,
@@ -114,4 +118,26 @@ func (s *server) authorize(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// supplementaryGroups reads the caller's other groups from /proc:
+// SO_PEERCRED carries only the primary gid, and members of --socket-group
+// through a supplementary group are expected to get in too.
+func supplementaryGroups(pid int32) []uint32 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(int(pid)) + "/status")
+	if err != nil {
+		return nil
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Groups:"); ok {
+			var gids []uint32
+			for _, f := range strings.Fields(rest) {
+				if g, err := strconv.ParseUint(f, 10, 32); err == nil {
+					gids = append(gids, uint32(g))
+				}
+			}
+			return gids
+		}
+	}
+	return nil
 }

@@ -107,8 +107,11 @@ func (c *Config) checkCreate(req api.CreateRequest) (createSpec, error) {
 		if err := checkAbsPath("workdir", req.Workdir); err != nil {
 			return sp, err
 		}
-		if req.Workdir != c.Workdir && !strings.HasPrefix(req.Workdir, c.Workdir+"/") && req.Workdir != "/tmp" && !strings.HasPrefix(req.Workdir, "/tmp/") {
-			return sp, invalid("workdir", "must lie under %s or /tmp (the only writable places), got %q", c.Workdir, req.Workdir)
+		// Only the roots of the two writable mounts: a directory below them
+		// would be made by the engine, owned by root, and not writable by
+		// the sandbox user.
+		if req.Workdir != c.Workdir && req.Workdir != "/tmp" {
+			return sp, invalid("workdir", "must be %s or /tmp (the writable mounts), got %q", c.Workdir, truncate(req.Workdir, 256))
 		}
 		sp.Workdir = req.Workdir
 	}
