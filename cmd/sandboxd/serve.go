@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sandboxd/sandboxd/api"
 	"github.com/sandboxd/sandboxd/daemon"
@@ -101,8 +102,31 @@ func parseServeFlags(args []string, lookupEnv func(string) (string, bool)) (daem
 	if envErr != nil {
 		return c, 0, "", envErr
 	}
+	// Zero would silently mean "the default" in daemon.Config: refuse it.
+	var bad error
+	fs.VisitAll(func(f *flag.Flag) {
+		if g, ok := f.Value.(flag.Getter); ok && bad == nil {
+			switch v := g.Get().(type) {
+			case int:
+				if v <= 0 {
+					bad = fmt.Errorf("--%s: must be positive, got %d", f.Name, v)
+				}
+			case int64:
+				if v <= 0 {
+					bad = fmt.Errorf("--%s: must be positive, got %d", f.Name, v)
+				}
+			case time.Duration:
+				if v <= 0 {
+					bad = fmt.Errorf("--%s: must be positive, got %s", f.Name, v)
+				}
+			}
+		}
+	})
+	if bad != nil {
+		return c, 0, "", bad
+	}
 	m, err := strconv.ParseUint(*mode, 8, 32)
-	if err != nil || m > 0o777 {
+	if err != nil || m == 0 || m > 0o777 {
 		return c, 0, "", fmt.Errorf("--socket-mode: want octal permission bits such as 0660, got %q", *mode)
 	}
 	c.SocketMode = iofs.FileMode(m)

@@ -43,6 +43,9 @@ func TestParseServeFlags(t *testing.T) {
 		{[]string{"--log-level", "loud"}, nil, "--log-level"},
 		{nil, map[string]string{"SANDBOXD_MAX_PIDS": "many"}, "--max-pids (from SANDBOXD_MAX_PIDS)"},
 		{[]string{"extra"}, nil, `unexpected argument "extra"`},
+		{[]string{"--max-per-project", "0"}, nil, "--max-per-project: must be positive"},
+		{[]string{"--stop-timeout", "-1s"}, nil, "--stop-timeout: must be positive"},
+		{[]string{"--socket-mode", "0"}, nil, "--socket-mode"},
 	} {
 		lookup := func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok }
 		_, _, _, err := parseServeFlags(tc.args, lookup)
