@@ -107,6 +107,27 @@ type EventsResponse struct {
 	Events []Event `json:"events"`
 }
 
+// ReapRequest is the body of POST /v1/reaper/run.
+type ReapRequest struct {
+	DryRun bool `json:"dry_run"`
+}
+
+// ReapAction is one thing a reaper pass did, or in a dry run would do.
+type ReapAction struct {
+	SandboxID   string `json:"sandbox_id"`
+	ContainerID string `json:"container_id"`
+	ProjectID   string `json:"project_id"`
+	Reason      string `json:"reason"` // expired, idle, exited, orphaned, vanished, stale_creating, removing
+	Done        bool   `json:"done"`
+	Error       string `json:"error,omitempty"`
+}
+
+// ReapResponse is the answer to POST /v1/reaper/run.
+type ReapResponse struct {
+	DryRun  bool         `json:"dry_run"`
+	Actions []ReapAction `json:"actions"`
+}
+
 // Health is the body of GET /v1/health. Each dependency field is "ok" or
 // the error that dependency gave.
 type Health struct {

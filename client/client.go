@@ -271,3 +271,11 @@ func (c *Client) Events(ctx context.Context, id string) ([]api.Event, error) {
 	_, err := c.do(ctx, http.MethodGet, "/v1/sandboxes/"+url.PathEscape(id)+"/events", nil, nil, "", &out)
 	return out.Events, err
 }
+
+// Reap runs a reaper pass now and returns what it did; with dryRun it only
+// says what it would do.
+func (c *Client) Reap(ctx context.Context, dryRun bool) (api.ReapResponse, error) {
+	var out api.ReapResponse
+	_, err := c.do(ctx, http.MethodPost, "/v1/reaper/run", nil, api.ReapRequest{DryRun: dryRun}, "", &out)
+	return out, err
+}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sandboxd/sandboxd/api"
+	"github.com/sandboxd/sandboxd/reaper"
 	"github.com/sandboxd/sandboxd/store"
 )
 
@@ -57,6 +58,13 @@ type Config struct {
 	MaxOutputBytes int64
 	MaxExecTimeout time.Duration
 	MaxUploadBytes int64
+
+	ReapSchedule    string // cron spec or @every
+	ReapDryRun      bool   // scheduled passes plan without acting
+	ReapConcurrency int
+	ExitedGrace     time.Duration
+	OrphanGrace     time.Duration
+	Retention       time.Duration
 
 	Version string
 	Logger  *slog.Logger
@@ -123,6 +131,11 @@ func (c Config) withDefaults() (Config, error) {
 	c.MaxOutputBytes = cmp.Or(c.MaxOutputBytes, DefaultMaxOutputBytes)
 	c.MaxExecTimeout = cmp.Or(c.MaxExecTimeout, DefaultMaxExecTimeout)
 	c.MaxUploadBytes = cmp.Or(c.MaxUploadBytes, DefaultMaxUploadBytes)
+	c.ReapSchedule = cmp.Or(c.ReapSchedule, reaper.DefaultSchedule)
+	c.ReapConcurrency = cmp.Or(c.ReapConcurrency, reaper.DefaultConcurrency)
+	c.ExitedGrace = cmp.Or(c.ExitedGrace, reaper.DefaultExitedGrace)
+	c.OrphanGrace = cmp.Or(c.OrphanGrace, reaper.DefaultOrphanGrace)
+	c.Retention = cmp.Or(c.Retention, reaper.DefaultRetention)
 	c.Version = cmp.Or(c.Version, "dev")
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -180,10 +193,14 @@ func (c Config) check() error {
 	if c.MaxOutputBytes < 1 || c.MaxUploadBytes < 1 {
 		bad("max-output-bytes", "and --max-upload-bytes must be positive")
 	}
-	for flag, d := range map[string]time.Duration{"stop-timeout": c.StopTimeout, "create-timeout": c.CreateTimeout, "resync-interval": c.ResyncInterval} {
+	for flag, d := range map[string]time.Duration{"stop-timeout": c.StopTimeout, "create-timeout": c.CreateTimeout,
+		"resync-interval": c.ResyncInterval, "exited-grace": c.ExitedGrace, "orphan-grace": c.OrphanGrace, "retention": c.Retention} {
 		if d <= 0 {
 			bad(flag, "must be positive, got %s", d)
 		}
+	}
+	if c.ReapConcurrency < 1 {
+		bad("reap-concurrency", "must be at least 1, got %d", c.ReapConcurrency)
 	}
 	if c.MaxExecTimeout < time.Second {
 		bad("max-exec-timeout", "must be at least 1s, got %s", c.MaxExecTimeout)

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/sandboxd/sandboxd/api"
 	"github.com/sandboxd/sandboxd/client"
 	"github.com/sandboxd/sandboxd/daemon"
@@ -39,7 +41,8 @@ func TestCrashDuringCreate(t *testing.T) {
 				st: st, docker: docker, c: &client.Client{Socket: filepath.Join(dir, "s.sock")}}
 			t.Cleanup(func() { removeContainers(t, docker, e.cfg.HostID) })
 			args := []string{"serve", "--socket", e.cfg.Socket, "--database-url", dbURL, "--host-id", e.cfg.HostID,
-				"--allow-image", "sandboxd-test/*", "--create-timeout", "2s", "--resync-interval", "1s", "--log-format", "text"}
+				"--allow-image", "sandboxd-test/*", "--create-timeout", "2s", "--resync-interval", "1s",
+				"--reap-schedule", "@every 1s", "--orphan-grace", "1s", "--log-format", "text"}
 
 			// A sandbox made before the crash, which is removed while the
 			// daemon is down.
@@ -58,18 +61,28 @@ func TestCrashDuringCreate(t *testing.T) {
 			if err := docker.ContainerRemove(context.Background(), gone.ContainerID, containerRemoveForce); err != nil {
 				t.Fatal(err)
 			}
+			// And an orphan appears: our labels, no row.
+			orphan := e.runContainer(t, map[string]string{daemon.LabelManaged: "true", daemon.LabelHost: e.cfg.HostID,
+				daemon.LabelSandboxID: uuid.NewString(), daemon.LabelProject: "crash"})
 
 			runDaemon(t, bin, args, "")
 			e.converges(t, 10*time.Second, "after the restart")
+			testenv.Eventually(t, 10*time.Second, "the reaper removes the orphan", func() bool {
+				_, err := docker.ContainerInspect(context.Background(), orphan)
+				return err != nil
+			})
+			e.converges(t, 10*time.Second, "after the orphan went")
 			rows, err := st.List(context.Background(), store.Filter{HostID: e.cfg.HostID, All: true})
-			if err != nil || len(rows) != 2 {
-				t.Fatalf("rows after the crash: %d, %v; want both sandboxes", len(rows), err)
+			if err != nil || len(rows) != 3 {
+				t.Fatalf("rows after the crash: %d, %v; want both sandboxes and the orphan's", len(rows), err)
 			}
 			for _, r := range rows {
 				switch {
 				case r.ID == gone.ID && (r.State != store.Removed || r.RemovalReason != store.ReasonVanished):
 					t.Errorf("sandbox removed while down is %s/%s, want removed/vanished", r.State, r.RemovalReason)
-				case r.ID != gone.ID && r.State != want:
+				case r.ContainerID == orphan && (r.State != store.Removed || r.RemovalReason != store.ReasonOrphaned):
+					t.Errorf("orphan's row is %s/%s, want removed/orphaned", r.State, r.RemovalReason)
+				case r.ID != gone.ID && r.ContainerID != orphan && r.State != want:
 					t.Errorf("sandbox of the crashed create is %s, want %s", r.State, want)
 				}
 			}

@@ -10,12 +10,16 @@ import (
 
 	"github.com/docker/docker/client"
 
+	"github.com/sandboxd/sandboxd/reaper"
 	"github.com/sandboxd/sandboxd/store"
 )
 
 // drainTimeout bounds how long a stopping daemon waits for requests in
 // flight (an exec may run for minutes; it is cut at this bound).
 const drainTimeout = 30 * time.Second
+
+// startTimeout bounds the start-up reconcile.
+const startTimeout = 2 * time.Minute
 
 // Run starts the daemon and blocks until ctx ends, then stops it: it stops
 // accepting, lets requests in flight finish within drainTimeout, and closes
@@ -53,20 +57,18 @@ func Run(ctx context.Context, cfg Config, ready func()) error {
 		return fmt.Errorf("docker engine at %s: %w", docker.DaemonHost(), err)
 	}
 
-	// The table is made true before the socket accepts a request; the
-	// watcher then follows the engine from the moment of that listing.
 	m := &manager{cfg: cfg, st: st, docker: docker, log: log}
-	since := time.Now()
-	if err := m.reconcile(ctx); err != nil {
-		return fmt.Errorf("start-up reconcile: %w", err)
-	}
-	w := newWatcher(m, since)
+	w := newWatcher(m, time.Now())
 	m.events = w
-
-	ln, err := listen(cfg)
+	rp, err := reaper.New(reaper.Config{HostID: cfg.HostID, Schedule: cfg.ReapSchedule, DryRun: cfg.ReapDryRun,
+		ExitedGrace: cfg.ExitedGrace, OrphanGrace: cfg.OrphanGrace, CreateTimeout: cfg.CreateTimeout,
+		Retention: cfg.Retention, Concurrency: cfg.ReapConcurrency, InSync: w.InSync, Logger: log},
+		reapDocker{m}, reapStore{m})
 	if err != nil {
 		return err
 	}
+	m.reaper = rp
+
 	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
 	watched := make(chan struct{})
 	go func() {
@@ -77,6 +79,23 @@ func Run(ctx context.Context, cfg Config, ready func()) error {
 		stopWatch()
 		<-watched
 	}()
+	// The socket accepts requests only once the event stream is up and the
+	// table has been reconciled with the engine.
+	select {
+	case <-w.synced:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(startTimeout):
+		_, detail := w.Status()
+		return fmt.Errorf("start-up: the event stream and the first reconcile did not finish within %s: %s", startTimeout, detail)
+	}
+
+	ln, err := listen(cfg)
+	if err != nil {
+		return err
+	}
+	rp.Start()
+	defer rp.Stop() // waits for a pass under way
 	srv := &http.Server{
 		Handler:           (&server{cfg: cfg, m: m, log: log}).handler(),
 		ConnContext:       connContext,

@@ -19,7 +19,11 @@ const reconcileTimeout = 2 * time.Minute
 func (w *watcher) reconcile(ctx context.Context) error {
 	w.reconcileMu.Lock()
 	defer w.reconcileMu.Unlock()
-	return w.m.reconcile(ctx)
+	err := w.m.reconcile(ctx)
+	if err == nil {
+		w.syncOnce.Do(func() { close(w.synced) })
+	}
+	return err
 }
 
 // engineStates maps the engine's container states to ours. The engine's

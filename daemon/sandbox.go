@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sandboxd/sandboxd/api"
+	"github.com/sandboxd/sandboxd/reaper"
 	"github.com/sandboxd/sandboxd/store"
 )
 
@@ -29,6 +30,7 @@ type manager struct {
 	docker *client.Client
 	log    *slog.Logger
 	events *watcher // the event stream's state, for the health check
+	reaper *reaper.Reaper
 }
 
 func (m *manager) logWith(sb store.Sandbox) *slog.Logger {
@@ -120,7 +122,8 @@ func (m *manager) fail(ctx context.Context, sb store.Sandbox, containerID string
 	log.Error("create failed", "err", cause)
 	if containerID != "" {
 		if err := m.removeContainer(ctx, containerID); err != nil {
-			// The reaper's stale-creating rule removes it later.
+			// The row is failed, so the container is an orphan now: the
+			// reaper's orphan rule removes it after its grace.
 			log.Error("remove container of failed create", "err", err)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sandboxd/sandboxd/api"
+	"github.com/sandboxd/sandboxd/reaper"
 	"github.com/sandboxd/sandboxd/store"
 )
 
@@ -36,6 +37,7 @@ func (s *server) handler() http.Handler {
 	mux.HandleFunc("PUT /v1/sandboxes/{id}/files", s.withID(s.putFiles))
 	mux.HandleFunc("GET /v1/sandboxes/{id}/files", s.withID(s.getFiles))
 	mux.HandleFunc("GET /v1/sandboxes/{id}/events", s.withID(s.events))
+	mux.HandleFunc("POST /v1/reaper/run", s.reap)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, &apiError{http.StatusNotFound, api.CodeNotFound,
 			fmt.Sprintf("no endpoint %s %s; see docs/api.md", r.Method, r.URL.Path)})
@@ -329,6 +331,28 @@ func (s *server) events(w http.ResponseWriter, r *http.Request, id string) error
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+func (s *server) reap(w http.ResponseWriter, r *http.Request) {
+	var req api.ReapRequest
+	err := decode(w, r, &req)
+	if err == nil {
+		var actions []reaper.Action
+		actions, err = s.m.reaper.Run(r.Context(), req.DryRun)
+		if err == nil {
+			out := api.ReapResponse{DryRun: req.DryRun, Actions: make([]api.ReapAction, len(actions))}
+			for i, a := range actions {
+				out.Actions[i] = api.ReapAction{SandboxID: a.SandboxID, ContainerID: a.ContainerID, ProjectID: a.ProjectID,
+					Reason: string(a.Reason), Done: a.Done, Error: a.Error}
+			}
+			writeJSON(w, http.StatusOK, out)
+			return
+		}
+		if errors.Is(err, reaper.ErrBusy) {
+			err = conflict(err.Error())
+		}
+	}
+	writeError(w, r, s.log, err)
 }
 
 // toAPI turns a row into the wire form of a sandbox.

@@ -46,7 +46,9 @@ type watcher struct {
 	overflowMu sync.Mutex
 	overflow   bool
 
-	reconcileMu sync.Mutex // one reconcile at a time
+	reconcileMu sync.Mutex    // one reconcile at a time
+	synced      chan struct{} // closed after the first reconcile succeeded
+	syncOnce    sync.Once
 
 	statusMu  sync.Mutex
 	up        bool
@@ -56,7 +58,7 @@ type watcher struct {
 }
 
 func newWatcher(m *manager, since time.Time) *watcher {
-	return &watcher{m: m, log: m.log.With("component", "watcher"), queue: make(chan events.Message, eventBuffer),
+	return &watcher{m: m, log: m.log.With("component", "watcher"), queue: make(chan events.Message, eventBuffer), synced: make(chan struct{}),
 		lastSeen: since, downSince: time.Now(), lastErr: "not connected yet"}
 }
 
@@ -68,6 +70,19 @@ func (w *watcher) Status() (up bool, detail string) {
 		return true, "ok"
 	}
 	return false, fmt.Sprintf("down since %s: %s", w.downSince.UTC().Format(time.RFC3339), w.lastErr)
+}
+
+// InSync reports whether the table follows the engine right now: the
+// stream is up and no reconcile is owed. The reaper's orphan and vanished
+// rules trust the table only then.
+func (w *watcher) InSync() bool {
+	w.statusMu.Lock()
+	up := w.up
+	w.statusMu.Unlock()
+	w.overflowMu.Lock()
+	owed := w.overflow
+	w.overflowMu.Unlock()
+	return up && !owed
 }
 
 func (w *watcher) setUp() {
@@ -99,25 +114,26 @@ func (w *watcher) Run(ctx context.Context, resync time.Duration) {
 	wg.Go(func() { w.resyncLoop(ctx, resync) })
 	backoff := reconnectMin
 	for ctx.Err() == nil {
-		err := w.stream(ctx)
+		wasUp, err := w.stream(ctx)
 		if ctx.Err() != nil {
 			break
 		}
 		w.setDown(err)
+		if wasUp {
+			backoff = reconnectMin // a new outage starts the backoff anew
+		}
 		select {
 		case <-ctx.Done():
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, reconnectMax)
-		if err == nil {
-			backoff = reconnectMin
-		}
 	}
 	wg.Wait()
 }
 
 // stream subscribes, reconciles, then queues events until the stream ends.
-func (w *watcher) stream(ctx context.Context) error {
+// wasUp says whether the subscription had succeeded.
+func (w *watcher) stream(ctx context.Context) (wasUp bool, _ error) {
 	w.statusMu.Lock()
 	since := w.lastSeen
 	w.statusMu.Unlock()
@@ -138,7 +154,7 @@ func (w *watcher) stream(ctx context.Context) error {
 	// Events returns once the engine answered: an error now means no stream.
 	select {
 	case err := <-errs:
-		return fmt.Errorf("subscribe to %s: %w", eventStreamName, err)
+		return false, fmt.Errorf("subscribe to %s: %w", eventStreamName, err)
 	default:
 	}
 	w.setUp()
@@ -151,9 +167,9 @@ func (w *watcher) stream(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return true, nil
 		case err := <-errs:
-			return fmt.Errorf("%s ended: %w", eventStreamName, err)
+			return true, fmt.Errorf("%s ended: %w", eventStreamName, err)
 		case msg := <-msgs:
 			if msg.Actor.Attributes[LabelHost] != w.m.cfg.HostID || msg.Actor.Attributes[LabelManaged] != "true" {
 				continue // not ours, whatever the engine's filter let through
@@ -217,6 +233,7 @@ func (w *watcher) write(ctx context.Context) {
 			if err == nil && w.takeOverflow() {
 				if err = w.reconcile(ctx); err != nil {
 					w.setOverflow()
+					err = fmt.Errorf("reconcile owed after dropped events: %w", err)
 				}
 			}
 			if err == nil {

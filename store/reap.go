@@ -2,45 +2,12 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
-
-// The queries below serve the reaper. Each is for one host and uses one of
-// the partial indexes that docs/schema.md names.
-
-// Expired returns the live sandboxes of host whose expires_at is not after now.
-func (s *Store) Expired(ctx context.Context, host string, now time.Time) ([]Sandbox, error) {
-	return s.query(ctx, "find expired sandboxes", `SELECT `+columns+` FROM docker_containers
-		WHERE host_id = $1 AND state NOT IN ('removed', 'failed') AND expires_at <= $2
-		ORDER BY expires_at`, host, now)
-}
-
-// Idle returns the live sandboxes of host with an idle timeout that has had
-// no activity for that long at now.
-func (s *Store) Idle(ctx context.Context, host string, now time.Time) ([]Sandbox, error) {
-	return s.query(ctx, "find idle sandboxes", `SELECT `+columns+` FROM docker_containers
-		WHERE host_id = $1 AND state NOT IN ('removed', 'failed')
-		  AND idle_timeout_seconds > 0
-		  AND last_activity_at + make_interval(secs => idle_timeout_seconds) <= $2
-		ORDER BY last_activity_at`, host, now)
-}
-
-// Exited returns the sandboxes of host whose process ended (exited or dead)
-// before the given time.
-func (s *Store) Exited(ctx context.Context, host string, before time.Time) ([]Sandbox, error) {
-	return s.query(ctx, "find exited sandboxes", `SELECT `+columns+` FROM docker_containers
-		WHERE host_id = $1 AND state IN ('exited', 'dead') AND finished_at < $2
-		ORDER BY finished_at`, host, before)
-}
-
-// StaleCreating returns the sandboxes of host still creating that were
-// created before the given time: their create was cut short.
-func (s *Store) StaleCreating(ctx context.Context, host string, before time.Time) ([]Sandbox, error) {
-	return s.query(ctx, "find stale creating sandboxes", `SELECT `+columns+` FROM docker_containers
-		WHERE host_id = $1 AND state = 'creating' AND created_at < $2
-		ORDER BY created_at`, host, before)
-}
 
 // DeleteEnded deletes at most limit removed or failed rows of host that
 // ended before the given time, with their history, and says how many went.
@@ -57,14 +24,66 @@ func (s *Store) DeleteEnded(ctx context.Context, host string, before time.Time, 
 	return int(tag.RowsAffected()), nil
 }
 
-func (s *Store) query(ctx context.Context, what, sql string, args ...any) ([]Sandbox, error) {
-	rows, err := s.pool.Query(ctx, sql, args...)
+
+// LockHost takes the reaper lock of host: a session advisory lock, held on
+// one connection until unlock is called, so that two daemons configured with
+// the same host id never reap at the same time. ok is false when another
+// session holds it.
+func (s *Store) LockHost(ctx context.Context, host string) (unlock func(), ok bool, err error) {
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
+		return nil, false, fmt.Errorf("lock host %s: %w", host, err)
 	}
-	sbs, err := collectSandboxes(rows)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
+	err = conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtext('sandboxd.reaper'), hashtext($1))`, host).Scan(&ok)
+	if err != nil || !ok {
+		conn.Release()
+		if err != nil {
+			return nil, false, fmt.Errorf("lock host %s: %w", host, err)
+		}
+		return nil, false, nil
 	}
-	return sbs, nil
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock(hashtext('sandboxd.reaper'), hashtext($1))`, host); err != nil {
+			// Closing the session is what frees a lock for sure.
+			conn.Conn().Close(ctx)
+		}
+		conn.Release()
+	}, true, nil
+}
+
+// InsertOrphan records a container that carried our labels but had no live
+// row, in state removing with reason orphaned, so that operators can see
+// what the reaper cleaned. sb describes it from its labels. If a row already
+// holds its container id, that row is returned; if sb.ID is taken by
+// another, newID gives the row a fresh one.
+func (s *Store) InsertOrphan(ctx context.Context, sb Sandbox, newID func() string) (Sandbox, error) {
+	for range 3 {
+		row, err := scanSandbox(s.pool.QueryRow(ctx, `INSERT INTO docker_containers (
+				id, project_id, host_id, container_id, container_name, image, state,
+				memory_bytes, nano_cpus, pids_limit, labels, created_at, expires_at,
+				removal_reason, last_event_at)
+			VALUES ($1, $2, $3, $4, $5, $6, 'removing', $7, $8, $9, $10, $11, now(), 'orphaned', now())
+			ON CONFLICT DO NOTHING
+			RETURNING `+columns,
+			sb.ID, sb.ProjectID, sb.HostID, sb.ContainerID, sb.ContainerName, sb.Image,
+			sb.MemoryBytes, sb.NanoCPUs, sb.PidsLimit, labelsOrEmpty(sb.Labels), sb.CreatedAt))
+		if err == nil {
+			return row, appendEvent(ctx, s.pool, Event{SandboxID: row.ID, ContainerID: row.ContainerID,
+				Action: "orphan", Source: SourceReaper, Attributes: map[string]string{"reason": "orphaned"}})
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return Sandbox{}, fmt.Errorf("record orphan %s: %w", sb.ContainerID, err)
+		}
+		prev, err := scanSandbox(s.pool.QueryRow(ctx, `SELECT `+columns+` FROM docker_containers WHERE container_id = $1`, sb.ContainerID))
+		if err == nil {
+			return prev, nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return Sandbox{}, fmt.Errorf("record orphan %s: %w", sb.ContainerID, err)
+		}
+		sb.ID = newID()
+	}
+	return Sandbox{}, fmt.Errorf("record orphan %s: no free id", sb.ContainerID)
 }

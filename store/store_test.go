@@ -370,67 +370,26 @@ func TestListExtendTouch(t *testing.T) {
 	}
 }
 
-func TestReaperQueries(t *testing.T) {
+func TestRetention(t *testing.T) {
 	t.Parallel()
 	st, _ := testenv.Store(t)
 	ctx := context.Background()
-	now := time.Now()
-
-	expired := newSandbox("reap")
-	expired.ExpiresAt = now.Add(-time.Second)
-	expired = insert(t, st, expired)
-
-	idle := newSandbox("reap")
-	idle.IdleTimeout = time.Second
-	idle = insert(t, st, idle)
-
-	exited := insert(t, st, newSandbox("reap"))
-	cid := containerID(exited.ID)
-	for i, s := range []store.State{store.Running, store.Exited} {
-		if _, err := st.Transition(ctx, exited.ID, change(s, now.Add(-time.Hour+time.Duration(i)*time.Millisecond), cid)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	fresh := insert(t, st, newSandbox("reap"))
-
-	other := newSandbox("reap")
-	other.HostID = "other-host"
-	other.ExpiresAt = now.Add(-time.Second)
-	insert(t, st, other)
-
-	check := func(name string, got []store.Sandbox, err error, want ...string) {
-		t.Helper()
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		var ids []string
-		for _, sb := range got {
-			ids = append(ids, sb.ID)
-		}
-		slices.Sort(ids)
-		slices.Sort(want)
-		if !slices.Equal(ids, want) {
-			t.Errorf("%s = %v, want %v", name, ids, want)
-		}
-	}
-	got, err := st.Expired(ctx, host, now)
-	check("Expired", got, err, expired.ID)
-	got, err = st.Idle(ctx, host, now.Add(2*time.Second))
-	check("Idle", got, err, idle.ID)
-	got, err = st.Exited(ctx, host, now.Add(-time.Minute))
-	check("Exited", got, err, exited.ID)
-	got, err = st.Exited(ctx, host, now.Add(-2*time.Hour))
-	check("Exited before its exit", got, err)
-	got, err = st.StaleCreating(ctx, host, now.Add(time.Minute))
-	check("StaleCreating", got, err, expired.ID, idle.ID, fresh.ID)
-	got, err = st.StaleCreating(ctx, host, now.Add(-time.Minute))
-	check("StaleCreating before their creation", got, err)
-
-	// Retention deletes ended rows and their history, in batches.
-	for _, sb := range []store.Sandbox{expired, idle, fresh} {
+	var ended []store.Sandbox
+	for range 3 {
+		sb := insert(t, st, newSandbox("retention"))
 		if _, err := st.Transition(ctx, sb.ID, change(store.Failed, time.Now(), "")); err != nil {
 			t.Fatal(err)
 		}
+		ended = append(ended, sb)
+	}
+	live := insert(t, st, newSandbox("retention"))
+	other := newSandbox("retention")
+	other.HostID = "other-host"
+	other = insert(t, st, other)
+	st.Transition(ctx, other.ID, change(store.Failed, time.Now(), ""))
+
+	if n, err := st.DeleteEnded(ctx, host, time.Now().Add(-time.Hour), 10); err != nil || n != 0 {
+		t.Fatalf("DeleteEnded before their time = %d, %v; want 0", n, err)
 	}
 	n, err := st.DeleteEnded(ctx, host, time.Now().Add(time.Second), 2)
 	if err != nil || n != 2 {
@@ -440,13 +399,69 @@ func TestReaperQueries(t *testing.T) {
 	if err != nil || n != 1 {
 		t.Fatalf("DeleteEnded batch 2 = %d, %v; want 1", n, err)
 	}
-	for _, sb := range []store.Sandbox{expired, idle, fresh} {
+	for _, sb := range ended {
 		if _, err := st.Get(ctx, sb.ID); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("%s still there after retention: %v", sb.ID, err)
 		}
 		if evs, err := st.ListEvents(ctx, sb.ID); err != nil || len(evs) != 0 {
 			t.Errorf("history of %s after retention: %d events, %v", sb.ID, len(evs), err)
 		}
+	}
+	for _, sb := range []store.Sandbox{live, other} {
+		if _, err := st.Get(ctx, sb.ID); err != nil {
+			t.Errorf("retention took %s, a live row or another host's: %v", sb.ID, err)
+		}
+	}
+}
+
+func TestLockHost(t *testing.T) {
+	t.Parallel()
+	st, _ := testenv.Store(t)
+	ctx := context.Background()
+	unlock, ok, err := st.LockHost(ctx, host)
+	if err != nil || !ok {
+		t.Fatalf("first lock: %v %v", ok, err)
+	}
+	if _, ok, err := st.LockHost(ctx, host); err != nil || ok {
+		t.Errorf("second lock of the same host: ok=%v err=%v, want refused", ok, err)
+	}
+	other, ok, err := st.LockHost(ctx, "other-host")
+	if err != nil || !ok {
+		t.Errorf("lock of another host: %v %v", ok, err)
+	} else {
+		other()
+	}
+	unlock()
+	again, ok, err := st.LockHost(ctx, host)
+	if err != nil || !ok {
+		t.Fatalf("lock after unlock: %v %v", ok, err)
+	}
+	again()
+}
+
+func TestInsertOrphan(t *testing.T) {
+	t.Parallel()
+	st, _ := testenv.Store(t)
+	ctx := context.Background()
+	taken := insert(t, st, newSandbox("orphans"))
+	orphan := newSandbox("orphans")
+	orphan.ContainerID = containerID(orphan.ID)
+	got, err := st.InsertOrphan(ctx, orphan, uuid.NewString)
+	if err != nil || got.ID != orphan.ID || got.State != store.Removing || got.RemovalReason != store.ReasonOrphaned {
+		t.Fatalf("orphan row = %+v, %v", got, err)
+	}
+	// Recording it again returns the same row.
+	again, err := st.InsertOrphan(ctx, orphan, uuid.NewString)
+	if err != nil || again.ID != got.ID {
+		t.Errorf("second record = %s, %v; want %s", again.ID, err, got.ID)
+	}
+	// A label naming a sandbox id that another row holds gets a fresh id.
+	clash := newSandbox("orphans")
+	clash.ID = taken.ID
+	clash.ContainerID = containerID(uuid.NewString())
+	got, err = st.InsertOrphan(ctx, clash, uuid.NewString)
+	if err != nil || got.ID == taken.ID || got.ContainerID != clash.ContainerID {
+		t.Errorf("orphan with a taken id = %+v, %v", got, err)
 	}
 }
 

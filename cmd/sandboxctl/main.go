@@ -41,6 +41,7 @@ commands:
   extend ID DURATION        make a sandbox expire DURATION from now
   rm ID...                  stop and remove sandboxes
   events ID                 print a sandbox's history
+  reap [--dry-run]          run a reaper pass now and print what it did
   health                    print the daemon's health; exits 1 when degraded
   version                   print sandboxctl's version
   help                      print this text
@@ -73,6 +74,7 @@ var commands = map[string]func(*cli, context.Context, []string) error{
 	"cp":      (*cli).cp,
 	"extend":  (*cli).extend,
 	"rm":      (*cli).rm,
+	"reap":    (*cli).reap,
 	"events":  (*cli).events,
 	"health":  (*cli).health,
 	"version": (*cli).version,

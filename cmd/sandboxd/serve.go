@@ -13,6 +13,7 @@ import (
 
 	"github.com/sandboxd/sandboxd/api"
 	"github.com/sandboxd/sandboxd/daemon"
+	"github.com/sandboxd/sandboxd/reaper"
 	"github.com/sandboxd/sandboxd/store"
 )
 
@@ -76,6 +77,12 @@ func parseServeFlags(args []string, lookupEnv func(string) (string, bool)) (daem
 	fs.DurationVar(&c.StopTimeout, "stop-timeout", daemon.DefaultStopTimeout, "grace between SIGTERM and SIGKILL when a sandbox is removed")
 	fs.DurationVar(&c.CreateTimeout, "create-timeout", daemon.DefaultCreateTimeout, "a create still unfinished after this has failed")
 	fs.DurationVar(&c.ResyncInterval, "resync-interval", daemon.DefaultResyncInterval, "reconcile the table with the engine this often, besides events")
+	fs.StringVar(&c.ReapSchedule, "reap-schedule", reaper.DefaultSchedule, "when the reaper runs: a cron spec or @every 10s")
+	fs.BoolVar(&c.ReapDryRun, "reap-dry-run", false, "scheduled reaper passes only plan and log, and change nothing")
+	fs.IntVar(&c.ReapConcurrency, "reap-concurrency", reaper.DefaultConcurrency, "containers the reaper removes at once")
+	fs.DurationVar(&c.ExitedGrace, "exited-grace", reaper.DefaultExitedGrace, "an exited sandbox is removed this long after its process ended")
+	fs.DurationVar(&c.OrphanGrace, "orphan-grace", reaper.DefaultOrphanGrace, "a labelled container without a live row is removed once this old")
+	fs.DurationVar(&c.Retention, "retention", reaper.DefaultRetention, "removed and failed rows, with their history, are deleted after this")
 	sizeVar(fs, &c.MaxOutputBytes, "max-output-bytes", daemon.DefaultMaxOutputBytes, "exec output kept per stream")
 	fs.DurationVar(&c.MaxExecTimeout, "max-exec-timeout", daemon.DefaultMaxExecTimeout, "longest timeout an exec may ask for")
 	sizeVar(fs, &c.MaxUploadBytes, "max-upload-bytes", daemon.DefaultMaxUploadBytes, "largest file upload (tar) accepted")
