@@ -49,7 +49,9 @@ type fakeStore struct {
 	calls   []string
 }
 
-func (f *fakeStore) LiveSandboxes(context.Context, string) ([]Sandbox, error) { return f.rows, f.rowsErr }
+func (f *fakeStore) LiveSandboxes(context.Context, string) ([]Sandbox, error) {
+	return f.rows, f.rowsErr
+}
 
 func (f *fakeStore) LockHost(context.Context, string) (func(), bool, error) {
 	f.mu.Lock()
@@ -159,7 +161,7 @@ func TestRules(t *testing.T) {
 		{name: "orphan not judged out of sync", containers: []Container{ctr("c-x", "x", t0.Add(-time.Hour))}, inSync: false},
 		{name: "no managed label: never touched", inSync: true, rows: []Sandbox{row("a", "running", func(sb *Sandbox) { sb.ExpiresAt = t0 })},
 			containers: []Container{ctr("c-a", "a", t0.Add(-time.Hour), LabelManaged, ""), ctr("c-y", "y", t0.Add(-time.Hour), LabelManaged, "")},
-			want: []string{"vanished a c-a"}},
+			want:       []string{"vanished a c-a"}},
 		{name: "another host: never touched", inSync: true,
 			containers: []Container{ctr("c-y", "y", t0.Add(-time.Hour), LabelHost, "host-b"), ctr("c-z", "z", t0.Add(-time.Hour), LabelManaged, "false")}},
 		{name: "stale creating with its container", rows: []Sandbox{row("a", "creating", func(sb *Sandbox) { sb.ContainerID = "" })},

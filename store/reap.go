@@ -24,7 +24,6 @@ func (s *Store) DeleteEnded(ctx context.Context, host string, before time.Time, 
 	return int(tag.RowsAffected()), nil
 }
 
-
 // LockHost takes the reaper lock of host: a session advisory lock, held on
 // one connection until unlock is called, so that two daemons configured with
 // the same host id never reap at the same time. ok is false when another
