@@ -26,8 +26,10 @@ func (d reapDocker) ManagedContainers(ctx context.Context) ([]reaper.Container, 
 		if len(c.Names) > 0 {
 			name = strings.TrimPrefix(c.Names[0], "/")
 		}
+		// The listing gives whole seconds; rounding up keeps the orphan
+		// grace from ending early.
 		out[i] = reaper.Container{ID: c.ID, Name: name, Image: c.Image, Labels: c.Labels,
-			Created: time.Unix(c.Created, 0), State: c.State}
+			Created: time.Unix(c.Created+1, 0), State: c.State}
 	}
 	return out, nil
 }

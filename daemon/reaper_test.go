@@ -95,7 +95,14 @@ func TestReaperOrphansAndStrangers(t *testing.T) {
 	orphanID := uuid.NewString()
 	orphan := e.runContainer(t, map[string]string{daemon.LabelManaged: "true", daemon.LabelHost: e.cfg.HostID,
 		daemon.LabelSandboxID: orphanID, daemon.LabelProject: "lost", daemon.LabelUserPrefix + "team": "a"})
-	born := time.Now()
+	ins, err := e.docker.ContainerInspect(ctx, orphan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	born, err := time.Parse(time.RFC3339Nano, ins.Created)
+	if err != nil {
+		t.Fatal(err)
+	}
 	strangers := []string{
 		e.runContainer(t, map[string]string{}),
 		e.runContainer(t, map[string]string{daemon.LabelManaged: "true"}),
@@ -103,7 +110,7 @@ func TestReaperOrphansAndStrangers(t *testing.T) {
 		e.runContainer(t, map[string]string{daemon.LabelHost: e.cfg.HostID, daemon.LabelSandboxID: uuid.NewString()}),
 	}
 	// Passes within the grace leave the orphan alone.
-	for time.Since(born) < grace-time.Second {
+	for time.Since(born) < grace-300*time.Millisecond {
 		res, err := e.c.Reap(ctx, false)
 		if err != nil {
 			t.Fatal(err)
