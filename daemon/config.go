@@ -66,6 +66,8 @@ type Config struct {
 	OrphanGrace     time.Duration
 	Retention       time.Duration
 
+	MetricsAddr string // TCP address serving /metrics; empty: only on the socket
+
 	Version string
 	Logger  *slog.Logger
 }

@@ -25,12 +25,13 @@ const dockerCallTimeout = 30 * time.Second
 // manager carries out the sandbox operations: it is where the API, the
 // table and the engine meet.
 type manager struct {
-	cfg    Config
-	st     *store.Store
-	docker *client.Client
-	log    *slog.Logger
-	events *watcher // the event stream's state, for the health check
-	reaper *reaper.Reaper
+	cfg     Config
+	st      *store.Store
+	docker  *client.Client
+	log     *slog.Logger
+	events  *watcher // the event stream's state, for the health check
+	reaper  *reaper.Reaper
+	metrics *metrics
 }
 
 func (m *manager) logWith(sb store.Sandbox) *slog.Logger {
@@ -41,6 +42,7 @@ func (m *manager) logWith(sb store.Sandbox) *slog.Logger {
 // container, then the row again (running). created is false when the
 // request's idempotency key named an existing sandbox.
 func (m *manager) create(ctx context.Context, req api.CreateRequest, caller peer) (sb store.Sandbox, created bool, err error) {
+	began := time.Now()
 	sp, err := m.cfg.checkCreate(req)
 	if err != nil {
 		return sb, false, err
@@ -110,6 +112,7 @@ func (m *manager) create(ctx context.Context, req api.CreateRequest, caller peer
 	if err != nil {
 		return sb, false, m.fail(ctx, store.Sandbox{ID: id, ProjectID: sp.ProjectID}, resp.ID, fmt.Errorf("record running: %w", err))
 	}
+	m.metrics.createLatency.Observe(time.Since(began).Seconds())
 	m.logWith(sb).Info("sandbox created", "image", sp.Image)
 	return sb, true, nil
 }

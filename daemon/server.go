@@ -38,11 +38,12 @@ func (s *server) handler() http.Handler {
 	mux.HandleFunc("GET /v1/sandboxes/{id}/files", s.withID(s.getFiles))
 	mux.HandleFunc("GET /v1/sandboxes/{id}/events", s.withID(s.events))
 	mux.HandleFunc("POST /v1/reaper/run", s.reap)
+	mux.Handle("GET /metrics", s.m.metrics.handler())
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, &apiError{http.StatusNotFound, api.CodeNotFound,
 			fmt.Sprintf("no endpoint %s %s; see docs/api.md", r.Method, r.URL.Path)})
 	})
-	return s.authorize(s.logRequests(mux))
+	return s.logRequests(s.authorize(mux))
 }
 
 // logRequests logs each request at debug level with its outcome.
@@ -52,8 +53,15 @@ func (s *server) logRequests(next http.Handler) http.Handler {
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(sw, r)
 		p := peerFrom(r.Context())
+		took := time.Since(start)
+		route := r.Pattern // the mux's pattern: a closed set, unlike the path
+		if route == "" || route == "/" {
+			route = "unknown"
+		}
+		s.m.metrics.requests.WithLabelValues(route, strconv.Itoa(sw.status)).Inc()
+		s.m.metrics.requestLatency.WithLabelValues(route).Observe(took.Seconds())
 		s.log.DebugContext(r.Context(), "request", "method", r.Method, "path", r.URL.Path,
-			"status", sw.status, "duration_ms", time.Since(start).Milliseconds(), "uid", p.UID, "pid", p.PID)
+			"status", sw.status, "duration_ms", took.Milliseconds(), "uid", p.UID, "pid", p.PID)
 	})
 }
 

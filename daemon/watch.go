@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/docker/docker/api/types/events"
@@ -55,6 +57,9 @@ type watcher struct {
 	downSince time.Time
 	lastErr   string
 	lastSeen  time.Time // Docker time of the newest event read
+
+	connectedOnce bool         // a later connect is a reconnect
+	beat          atomic.Int64 // unix nanos of the writer loop's last turn, for the watchdog
 }
 
 func newWatcher(m *manager, since time.Time) *watcher {
@@ -90,8 +95,13 @@ func (w *watcher) setUp() {
 	defer w.statusMu.Unlock()
 	if !w.up {
 		w.log.Info("event stream up", "down_for", time.Since(w.downSince).Round(time.Millisecond))
+		if w.connectedOnce {
+			w.m.metrics.reconnects.Inc()
+		}
 	}
+	w.connectedOnce = true
 	w.up = true
+	w.m.metrics.streamUp.Set(1)
 }
 
 func (w *watcher) setDown(err error) {
@@ -104,6 +114,7 @@ func (w *watcher) setDown(err error) {
 	}
 	w.up = false
 	w.lastErr = err.Error()
+	w.m.metrics.streamUp.Set(0)
 }
 
 // Run reads the stream and writes the table until ctx ends. It reconnects
@@ -177,6 +188,7 @@ func (w *watcher) stream(ctx context.Context) (wasUp bool, _ error) {
 			w.statusMu.Lock()
 			w.lastSeen = time.Unix(0, msg.TimeNano)
 			w.statusMu.Unlock()
+			w.m.metrics.events.WithLabelValues(actionLabel(string(msg.Action))).Inc()
 			select {
 			case w.queue <- msg:
 			default:
@@ -207,9 +219,11 @@ func (w *watcher) write(ctx context.Context) {
 	batch := make([]store.EventChange, 0, eventBatch)
 	failing := false
 	for {
+		w.beat.Store(time.Now().UnixNano())
 		batch = batch[:0]
 		select {
 		case <-ctx.Done():
+			w.flush()
 			return
 		case msg := <-w.queue:
 			batch = append(batch, toChange(msg))
@@ -226,9 +240,15 @@ func (w *watcher) write(ctx context.Context) {
 			}
 		}
 		for backoff := reconnectMin; ; backoff = min(backoff*2, writeRetryMax) {
+			w.beat.Store(time.Now().UnixNano())
 			var err error
 			if len(batch) > 0 {
-				_, err = w.m.st.ApplyEvents(ctx, batch)
+				if _, err = w.m.st.ApplyEvents(ctx, batch); err == nil {
+					now := time.Now()
+					for _, ev := range batch {
+						w.m.metrics.eventLag.Observe(now.Sub(ev.At).Seconds())
+					}
+				}
 			}
 			if err == nil && w.takeOverflow() {
 				if err = w.reconcile(ctx); err != nil {
@@ -259,6 +279,30 @@ func (w *watcher) write(ctx context.Context) {
 	}
 }
 
+// flush writes what is still queued when the daemon stops, so that a clean
+// stop loses no event (a crash loses them, and the next start's reconcile
+// makes up for it).
+func (w *watcher) flush() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var batch []store.EventChange
+	for {
+		select {
+		case msg := <-w.queue:
+			batch = append(batch, toChange(msg))
+			continue
+		default:
+		}
+		break
+	}
+	if len(batch) == 0 {
+		return
+	}
+	if _, err := w.m.st.ApplyEvents(ctx, batch); err != nil {
+		w.log.Warn("write queued events at stop; the next start reconciles", "events", len(batch), "err", err)
+	}
+}
+
 func (w *watcher) resyncLoop(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -273,6 +317,15 @@ func (w *watcher) resyncLoop(ctx context.Context, every time.Duration) {
 			}
 		}
 	}
+}
+
+// actionLabel keeps the metric's action label to a closed set.
+func actionLabel(action string) string {
+	action, _, _ = strings.Cut(action, ":")
+	if slices.Contains(watchedActions, action) {
+		return action
+	}
+	return "other"
 }
 
 // toChange maps an engine event to a change of the sandbox's row.

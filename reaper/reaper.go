@@ -110,6 +110,8 @@ type Config struct {
 	InSync func() bool
 	Logger *slog.Logger
 	Now    func() time.Time // for tests; default time.Now
+	// OnPass, when set, is told of every pass that ran (metrics).
+	OnPass func(actions []Action, took time.Duration, dryRun bool)
 }
 
 // ErrBusy is returned by Run when another pass holds the host's lock.
@@ -197,7 +199,11 @@ func (r *Reaper) scheduled() {
 func (r *Reaper) Run(ctx context.Context, dryRun bool) ([]Action, error) {
 	r.passMu.Lock()
 	defer r.passMu.Unlock()
+	began := time.Now()
 	actions, err := r.pass(ctx, dryRun)
+	if r.cfg.OnPass != nil && err == nil {
+		r.cfg.OnPass(actions, time.Since(began), dryRun)
+	}
 	r.lastMu.Lock()
 	r.lastPass, r.lastErr = r.cfg.Now(), err
 	r.lastMu.Unlock()

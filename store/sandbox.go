@@ -265,3 +265,23 @@ func (s *Store) explainMiss(ctx context.Context, id, what string) (Sandbox, erro
 	}
 	return sb, fmt.Errorf("%s sandbox %s in state %s: %w", what, id, sb.State, ErrConflict)
 }
+
+// CountLive counts the live sandboxes of host by state.
+func (s *Store) CountLive(ctx context.Context, host string) (map[State]int, error) {
+	rows, err := s.pool.Query(ctx, `SELECT state, count(*) FROM docker_containers
+		WHERE host_id = $1 AND state NOT IN ('removed', 'failed') GROUP BY state`, host)
+	if err != nil {
+		return nil, fmt.Errorf("count live sandboxes: %w", err)
+	}
+	counts := map[State]int{}
+	for rows.Next() {
+		var st State
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("count live sandboxes: %w", err)
+		}
+		counts[st] = n
+	}
+	return counts, rows.Err()
+}

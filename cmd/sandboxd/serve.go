@@ -86,6 +86,7 @@ func parseServeFlags(args []string, lookupEnv func(string) (string, bool)) (daem
 	sizeVar(fs, &c.MaxOutputBytes, "max-output-bytes", daemon.DefaultMaxOutputBytes, "exec output kept per stream")
 	fs.DurationVar(&c.MaxExecTimeout, "max-exec-timeout", daemon.DefaultMaxExecTimeout, "longest timeout an exec may ask for")
 	sizeVar(fs, &c.MaxUploadBytes, "max-upload-bytes", daemon.DefaultMaxUploadBytes, "largest file upload (tar) accepted")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "TCP address to serve /metrics on, e.g. 127.0.0.1:9464 (default: only on the socket)")
 	logFormat := fs.String("log-format", "json", "log format: json or text")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 
