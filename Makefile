@@ -10,7 +10,7 @@ SOCKET  ?= /run/sandboxd/sandboxd.sock
 
 export SANDBOXD_DEV_DIR := $(DEV)
 
-.PHONY: all setup build test vet fmt-check run clean
+.PHONY: all setup build test vet fmt-check units install run clean
 
 all: build
 
@@ -29,9 +29,33 @@ fmt-check:
 	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './.dev/*')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
-## test: set up, then vet, check formatting and run every test with the race detector
-test: setup vet fmt-check
+## test: set up, then vet, check formatting, check the systemd units, and run every test with the race detector
+test: setup vet fmt-check units
 	$(GO) test -race -count=1 ./...
+
+## units: systemd-analyze verify and security (exposure at most 2.0) on the units
+units: build
+	@bash scripts/check-units.sh $(BIN)
+
+PREFIX  ?= /usr/local
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+
+## install: install the binaries, units, sysusers file and example settings
+install: build
+	install -D -m 0755 $(BIN)/sandboxd $(DESTDIR)$(PREFIX)/bin/sandboxd
+	install -D -m 0755 $(BIN)/sandboxctl $(DESTDIR)$(PREFIX)/bin/sandboxctl
+	install -D -m 0644 systemd/sandboxd.service $(DESTDIR)$(UNITDIR)/sandboxd.service
+	install -D -m 0644 systemd/sandboxd.socket $(DESTDIR)$(UNITDIR)/sandboxd.socket
+	install -D -m 0644 systemd/sandboxd.sysusers $(DESTDIR)$(SYSUSERSDIR)/sandboxd.conf
+	install -D -m 0644 systemd/sandboxd.env.example $(DESTDIR)/etc/sandboxd/sandboxd.env.example
+	@echo
+	@echo "Installed. To run sandboxd as a service:"
+	@echo "  systemd-sysusers                                   # creates the user sandboxd and the group sandboxd-clients"
+	@echo "  runuser -u postgres -- createuser sandboxd && runuser -u postgres -- createdb -O sandboxd sandboxd"
+	@echo "  cp /etc/sandboxd/sandboxd.env.example /etc/sandboxd/sandboxd.env   # then set SANDBOXD_ALLOW_IMAGE"
+	@echo "  systemctl daemon-reload"
+	@echo "  systemctl enable --now sandboxd.socket sandboxd.service"
 
 ## run: set up, build, and run the daemon in the foreground with development settings
 run: setup build

@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -92,7 +91,7 @@ func TestCrashDuringCreate(t *testing.T) {
 
 type daemonProc struct {
 	cmd  *exec.Cmd
-	log  *strings.Builder
+	log  *testenv.Buffer
 	done chan struct{}
 }
 
@@ -100,7 +99,7 @@ type daemonProc struct {
 // when set, names the crash point where it will kill itself.
 func runDaemon(t *testing.T, bin string, args []string, crashAt string) *daemonProc {
 	t.Helper()
-	p := &daemonProc{cmd: exec.Command(bin, args...), log: &strings.Builder{}, done: make(chan struct{})}
+	p := &daemonProc{cmd: exec.Command(bin, args...), log: &testenv.Buffer{}, done: make(chan struct{})}
 	p.cmd.Env = append(os.Environ(), "SANDBOXD_CRASH_AT="+crashAt)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {

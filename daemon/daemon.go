@@ -118,7 +118,7 @@ func Run(ctx context.Context, cfg Config, ready func()) error {
 
 	sd := startSystemd(m, log)
 	defer sd.stop()
-	log.Info("sandboxd ready", "socket", cfg.Socket, "socket_activated", activated, "host_id", cfg.HostID,
+	log.Info("sandboxd ready", "socket", ln.Addr().String(), "socket_activated", activated, "host_id", cfg.HostID,
 		"version", cfg.Version, "docker", docker.DaemonHost())
 	sd.ready()
 	if ready != nil {

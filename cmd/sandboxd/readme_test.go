@@ -42,7 +42,7 @@ func TestReadmeWalkthrough(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	daemon := exec.CommandContext(ctx, filepath.Join(bin, "sandboxd"), "serve", "--socket", sock,
 		"--database-url", dbURL, "--host-id", host, "--allow-image", "sandboxd-test/*", "--log-format", "text")
-	var log strings.Builder
+	var log testenv.Buffer
 	daemon.Stdout, daemon.Stderr = &log, &log
 	if err := daemon.Start(); err != nil {
 		t.Fatal(err)

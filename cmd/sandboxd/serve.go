@@ -7,6 +7,7 @@ import (
 	iofs "io/fs"
 	"log/slog"
 	"os"
+	"os/user"
 	"strconv"
 	"strings"
 	"time"
@@ -37,17 +38,16 @@ func serve(ctx context.Context, args []string) error {
 	return daemon.Run(ctx, cfg, nil)
 }
 
-// parseServeFlags reads the serve flags. Every flag can also come from the
-// environment as SANDBOXD_ plus its name in upper snake case; the command
-// line wins. A bad value is an error that names the flag.
-func parseServeFlags(args []string, lookupEnv func(string) (string, bool)) (daemon.Config, slog.Level, string, error) {
-	var c daemon.Config
-	fs := flag.NewFlagSet("sandboxd serve", flag.ContinueOnError)
+// serveFlags defines the serve flags on c. Each is also read from the
+// environment (see parseServeFlags) and listed in
+// systemd/sandboxd.env.example.
+func serveFlags(c *daemon.Config) (fs *flag.FlagSet, mode, logFormat, logLevel *string) {
+	fs = flag.NewFlagSet("sandboxd serve", flag.ContinueOnError)
 	fs.StringVar(&c.Socket, "socket", api.DefaultSocket, "Unix socket to serve the API on")
-	mode := fs.String("socket-mode", "0660", "permission bits of the socket file (octal)")
+	mode = fs.String("socket-mode", "0660", "permission bits of the socket file (octal)")
 	fs.StringVar(&c.SocketGroup, "socket-group", "", "group (name or gid) that owns the socket; callers in it may connect")
-	fs.Func("allow-uid", "uid allowed to call the API besides root and the daemon's own (repeatable, or a comma list)", idList(&c.AllowUIDs))
-	fs.Func("allow-gid", "callers with this gid are allowed (repeatable, or a comma list)", idList(&c.AllowGIDs))
+	fs.Func("allow-uid", "user (name or uid) allowed to call the API besides root and the daemon's own (repeatable, or a comma list)", idList(&c.AllowUIDs, lookupUID))
+	fs.Func("allow-gid", "callers in this group (name or gid; primary or supplementary) are allowed (repeatable, or a comma list)", idList(&c.AllowGIDs, lookupGID))
 	fs.StringVar(&c.DatabaseURL, "database-url", store.DefaultURL, "PostgreSQL connection string")
 	fs.StringVar(&c.DockerHost, "docker-host", "", "Docker engine address (default: DOCKER_HOST or the local socket)")
 	fs.StringVar(&c.HostID, "host-id", "", "name of this host in the table (default: the hostname)")
@@ -87,9 +87,18 @@ func parseServeFlags(args []string, lookupEnv func(string) (string, bool)) (daem
 	fs.DurationVar(&c.MaxExecTimeout, "max-exec-timeout", daemon.DefaultMaxExecTimeout, "longest timeout an exec may ask for")
 	sizeVar(fs, &c.MaxUploadBytes, "max-upload-bytes", daemon.DefaultMaxUploadBytes, "largest file upload (tar) accepted")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "TCP address to serve /metrics on, e.g. 127.0.0.1:9464 (default: only on the socket)")
-	logFormat := fs.String("log-format", "json", "log format: json or text")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	logFormat = fs.String("log-format", "json", "log format: json or text")
+	logLevel = fs.String("log-level", "info", "log level: debug, info, warn or error")
 
+	return fs, mode, logFormat, logLevel
+}
+
+// parseServeFlags reads the serve flags. Every flag can also come from the
+// environment as SANDBOXD_ plus its name in upper snake case; the command
+// line wins. A bad value is an error that names the flag.
+func parseServeFlags(args []string, lookupEnv func(string) (string, bool)) (daemon.Config, slog.Level, string, error) {
+	var c daemon.Config
+	fs, mode, logFormat, logLevel := serveFlags(&c)
 	if err := fs.Parse(args); err != nil {
 		return c, 0, "", err
 	}
@@ -148,12 +157,22 @@ func parseServeFlags(args []string, lookupEnv func(string) (string, bool)) (daem
 	return c, level, *logFormat, nil
 }
 
-func idList(dst *[]uint32) func(string) error {
+// idList reads uids or gids, by number or by name (resolved with lookup).
+func idList(dst *[]uint32, lookup func(string) (string, error)) func(string) error {
 	return func(s string) error {
 		for _, f := range strings.Split(s, ",") {
-			n, err := strconv.ParseUint(strings.TrimSpace(f), 10, 32)
+			f = strings.TrimSpace(f)
+			if n, err := strconv.ParseUint(f, 10, 32); err == nil {
+				*dst = append(*dst, uint32(n))
+				continue
+			}
+			id, err := lookup(f)
 			if err != nil {
-				return fmt.Errorf("want a numeric id, got %q", f)
+				return fmt.Errorf("want a number or a known name, got %q", f)
+			}
+			n, err := strconv.ParseUint(id, 10, 32)
+			if err != nil {
+				return fmt.Errorf("%q resolves to %q, not a number", f, id)
 			}
 			*dst = append(*dst, uint32(n))
 		}
@@ -161,25 +180,76 @@ func idList(dst *[]uint32) func(string) error {
 	}
 }
 
+func lookupUID(name string) (string, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return "", err
+	}
+	return u.Uid, nil
+}
+
+func lookupGID(name string) (string, error) {
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		return "", err
+	}
+	return g.Gid, nil
+}
+
+// sizeValue is a byte count flag that accepts units (512MiB, 4GiB).
+type sizeValue struct{ dst *int64 }
+
+func (v sizeValue) String() string {
+	if v.dst == nil {
+		return ""
+	}
+	n := *v.dst
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.mult && n%u.mult == 0 {
+			return strconv.FormatInt(n/u.mult, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+func (v sizeValue) Set(s string) error {
+	n, err := parseSize(s)
+	if err == nil {
+		*v.dst = n
+	}
+	return err
+}
+
 func sizeVar(fs *flag.FlagSet, dst *int64, name string, def int64, usage string) {
 	*dst = def
-	fs.Func(name, usage+" (bytes, or with a unit: 512MiB, 4GiB)", func(s string) error {
-		n, err := parseSize(s)
-		*dst = n
-		return err
-	})
+	fs.Var(sizeValue{dst}, name, usage+" (bytes, or with a unit: 512MiB, 4GiB)")
+}
+
+// cpuValue is a number of CPUs, kept in nano-CPUs.
+type cpuValue struct{ dst *int64 }
+
+func (v cpuValue) String() string {
+	if v.dst == nil {
+		return ""
+	}
+	return strconv.FormatFloat(float64(*v.dst)/1e9, 'f', -1, 64)
+}
+
+func (v cpuValue) Set(s string) error {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f <= 0 || f > 1024 {
+		return fmt.Errorf("want a positive number of CPUs, got %q", s)
+	}
+	*v.dst = int64(f * 1e9)
+	return nil
 }
 
 func cpuVar(fs *flag.FlagSet, dst *int64, name string, def int64, usage string) {
 	*dst = def
-	fs.Func(name, usage+" (a number, may be fractional: 0.5)", func(s string) error {
-		f, err := strconv.ParseFloat(s, 64)
-		if err != nil || f <= 0 || f > 1024 {
-			return fmt.Errorf("want a positive number of CPUs, got %q", s)
-		}
-		*dst = int64(f * 1e9)
-		return nil
-	})
+	fs.Var(cpuValue{dst}, name, usage+" (a number, may be fractional: 0.5)")
 }
 
 var units = []struct {

@@ -18,12 +18,12 @@ func TestParseServeFlags(t *testing.T) {
 	}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	c, _, format, err := parseServeFlags([]string{"--host-id", "from-flag", "--default-cpus", "0.5",
-		"--allow-uid", "1000,1001", "--socket-mode", "0600", "--log-format", "text"}, lookup)
+		"--allow-uid", "1000,root", "--allow-gid", "root", "--socket-mode", "0600", "--log-format", "text"}, lookup)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.MaxTTL != 2*time.Hour || c.MaxMemory != 8<<30 || c.HostID != "from-flag" || c.DefaultCPUs != 5e8 ||
-		len(c.AllowImages) != 2 || c.AllowImages[1] != "b/*" || len(c.AllowUIDs) != 2 || c.SocketMode != 0o600 || format != "text" {
+		len(c.AllowImages) != 2 || c.AllowImages[1] != "b/*" || len(c.AllowUIDs) != 2 || c.AllowUIDs[1] != 0 || len(c.AllowGIDs) != 1 || c.SocketMode != 0o600 || format != "text" {
 		t.Errorf("config = %+v", c)
 	}
 	if c.DefaultTTL != daemon.DefaultTTL || c.MaxPerProject != daemon.DefaultMaxPerProject || c.DefaultMemory != daemon.DefaultMemory {
@@ -38,7 +38,7 @@ func TestParseServeFlags(t *testing.T) {
 		{[]string{"--max-ttl", "forever"}, nil, "max-ttl"},
 		{[]string{"--max-memory", "lots"}, nil, "max-memory"},
 		{[]string{"--default-cpus", "-1"}, nil, "default-cpus"},
-		{[]string{"--allow-uid", "root"}, nil, "allow-uid"},
+		{[]string{"--allow-uid", "no-such-user-here"}, nil, "allow-uid"},
 		{[]string{"--socket-mode", "rw"}, nil, "--socket-mode"},
 		{[]string{"--log-level", "loud"}, nil, "--log-level"},
 		{nil, map[string]string{"SANDBOXD_MAX_PIDS": "many"}, "--max-pids (from SANDBOXD_MAX_PIDS)"},
