@@ -10,7 +10,7 @@ SOCKET  ?= /run/sandboxd/sandboxd.sock
 
 export SANDBOXD_DEV_DIR := $(DEV)
 
-.PHONY: all setup build test vet fmt-check units install run clean
+.PHONY: all setup build bench test vet fmt-check units install run clean
 
 all: build
 
@@ -18,9 +18,14 @@ all: build
 setup:
 	@bash scripts/setup-host.sh
 
-## build: build sandboxd and sandboxctl into bin/
+## build: build sandboxd, sandboxctl and sandboxd-bench into bin/
 build:
-	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/sandboxd ./cmd/sandboxctl
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/sandboxd ./cmd/sandboxctl ./cmd/sandboxd-bench
+
+## bench: measure sandboxd beside the raw Docker API and CLI (QUICK=1: about two minutes)
+bench: setup build
+	@mkdir -p $(DEV)
+	$(BIN)/sandboxd-bench --daemon $(BIN)/sandboxd --out $(DEV)/bench.json $(if $(QUICK),--quick)
 
 vet:
 	$(GO) vet ./...

@@ -115,7 +115,8 @@ func (m *manager) runExec(ctx context.Context, r execRun) (execOutcome, error) {
 func (m *manager) execExitCode(ctx context.Context, execID string) (int, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dockerCallTimeout)
 	defer cancel()
-	for {
+	// The gap is usually under a millisecond: poll fast, then back off.
+	for wait := 500 * time.Microsecond; ; wait = min(wait*2, 20*time.Millisecond) {
 		ins, err := m.docker.ContainerExecInspect(ctx, execID)
 		if err != nil {
 			return -1, fmt.Errorf("inspect exec %s: %w", execID, err)
@@ -126,7 +127,7 @@ func (m *manager) execExitCode(ctx context.Context, execID string) (int, error) 
 		select {
 		case <-ctx.Done():
 			return -1, fmt.Errorf("exec %s still running after its output ended", execID)
-		case <-time.After(10 * time.Millisecond):
+		case <-time.After(wait):
 		}
 	}
 }

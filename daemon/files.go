@@ -45,7 +45,11 @@ func (m *manager) resolve(ctx context.Context, containerID, p string, mkdir bool
 	}
 	// realpath accepts a missing last component; a download needs it.
 	if _, err := m.internalExec(ctx, containerID, nil, io.Discard, "test", "-e", real); err != nil {
-		return "", &apiError{http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("path: %q does not exist in the sandbox", p)}
+		var ae *apiError
+		if errors.As(err, &ae) && ae.code == api.CodeInvalidArgument {
+			return "", &apiError{http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("path: %q does not exist in the sandbox", p)}
+		}
+		return "", err
 	}
 	return real, nil
 }
@@ -115,7 +119,8 @@ func (m *manager) putFiles(ctx context.Context, id, dir string, body io.Reader) 
 	if _, err := m.internalExec(ctx, sb.ContainerID, spool, io.Discard, "tar", "-x", "-o", "-f", "-", "-C", real); err != nil {
 		return err
 	}
-	return m.st.Touch(ctx, id, time.Now())
+	_, err = m.st.Touch(ctx, id, time.Now())
+	return err
 }
 
 // checkTar refuses archives whose entries would land outside the target
@@ -181,7 +186,7 @@ func (m *manager) getFiles(ctx context.Context, id, p string, w http.ResponseWri
 	if err != nil {
 		return err
 	}
-	if err := m.st.Touch(ctx, id, time.Now()); err != nil {
+	if _, err := m.st.Touch(ctx, id, time.Now()); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/x-tar")

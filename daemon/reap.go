@@ -64,8 +64,12 @@ func (s reapStore) LockHost(ctx context.Context, host string) (func(), bool, err
 	return s.m.st.LockHost(ctx, host)
 }
 
+// change writes one of the reaper's transitions. Its commit need not wait
+// for the disk: if a crash loses it, the next reconcile or pass finds the
+// container gone (vanished) or still due, and acts again.
 func (s reapStore) change(ctx context.Context, sb reaper.Sandbox, c store.Change) error {
 	c.At = time.Now()
+	c.Recoverable = true
 	c.Event = store.Event{Action: "reap", Source: store.SourceReaper,
 		Attributes: map[string]string{"reason": string(c.Reason), "to": string(c.To)}}
 	_, err := s.m.st.Transition(ctx, sb.ID, c)

@@ -102,7 +102,7 @@ func (m *manager) create(ctx context.Context, req api.CreateRequest, caller peer
 	}
 	crashPoint("after-start")
 	sb, err = m.st.Transition(ctx, sb.ID, store.Change{
-		To: store.Running, At: startedAt, ContainerID: resp.ID, ImageID: img.ID,
+		To: store.Running, At: startedAt, ContainerID: resp.ID, ImageID: img.ID, Recoverable: true,
 		Event: store.Event{Action: "start", Source: store.SourceAPI, Attributes: map[string]string{"image": sp.Image}},
 	})
 	if errors.Is(err, store.ErrStale) {
@@ -278,7 +278,7 @@ func (m *manager) exec(ctx context.Context, id string, req api.ExecRequest) (api
 	if err != nil {
 		return api.ExecResult{}, err
 	}
-	if err := m.st.Touch(ctx, id, time.Now()); err != nil {
+	if _, err := m.st.Touch(ctx, id, time.Now()); err != nil {
 		return api.ExecResult{}, err
 	}
 	stdout, stderr := &capped{max: m.cfg.MaxOutputBytes}, &capped{max: m.cfg.MaxOutputBytes}
@@ -292,7 +292,7 @@ func (m *manager) exec(ctx context.Context, id string, req api.ExecRequest) (api
 		return api.ExecResult{}, err
 	}
 	// Activity counts from the end of a long command too.
-	if err := m.st.Touch(context.WithoutCancel(ctx), id, time.Now()); err != nil {
+	if _, err := m.st.Touch(context.WithoutCancel(ctx), id, time.Now()); err != nil {
 		m.logWith(sb).Warn("record activity", "err", err)
 	}
 	return api.ExecResult{ExitCode: out.ExitCode, Stdout: string(stdout.buf), Stderr: string(stderr.buf),

@@ -61,13 +61,14 @@ CREATE UNIQUE INDEX docker_containers_idempotency
     ON docker_containers (project_id, idempotency_key)
     WHERE idempotency_key IS NOT NULL AND state <> 'failed';
 
--- Live rows per host and state: reconcile, quotas and the reaper's
--- exited/stale-creating rules.
+-- Live rows per host and state: the live rows of a host (reconcile, the
+-- reaper's pass, listing) and the create quotas.
 CREATE INDEX docker_containers_live_host_state
     ON docker_containers (host_id, state)
     WHERE state NOT IN ('removed', 'failed');
 
--- Live rows by expiry: the reaper's expired rule.
+-- Live rows by expiry: for operators' expiry queries (which sandboxes end
+-- next); the reaper reads all live rows of its host instead.
 CREATE INDEX docker_containers_live_expires
     ON docker_containers (host_id, expires_at)
     WHERE state NOT IN ('removed', 'failed');
@@ -96,7 +97,7 @@ CREATE TABLE docker_container_events (
         CONSTRAINT docker_container_events_source_valid
         CHECK (source IN ('docker', 'api', 'reaper', 'reconcile')),
     occurred_at timestamptz NOT NULL,
-    recorded_at timestamptz NOT NULL DEFAULT now(),
+    recorded_at timestamptz NOT NULL DEFAULT clock_timestamp(),
     attributes  jsonb       NOT NULL DEFAULT '{}'::jsonb
         CHECK (jsonb_typeof(attributes) = 'object')
 );

@@ -38,6 +38,9 @@ func (r *Reaper) pass(ctx context.Context, dryRun bool) ([]Action, error) {
 	}
 	actions := r.cfg.plan(s)
 	if dryRun {
+		for _, a := range actions {
+			r.log.Info("dry run: would reap", "reason", a.Reason, "sandbox_id", a.SandboxID, "project_id", a.ProjectID, "container_id", a.ContainerID)
+		}
 		return actions, nil
 	}
 
@@ -48,6 +51,13 @@ func (r *Reaper) pass(ctx context.Context, dryRun bool) ([]Action, error) {
 		wg.Go(func() {
 			defer func() { <-sem }()
 			a := &actions[i]
+			defer func() {
+				// One action's panic must not take the daemon down.
+				if p := recover(); p != nil {
+					a.Done, a.Error = false, fmt.Sprint("panic: ", p)
+					r.log.Error("reaper action panicked", "action", a.String(), "panic", p)
+				}
+			}()
 			if err := r.act(ctx, a); err != nil {
 				a.Error = err.Error()
 				r.once(a.ContainerID+a.SandboxID, fmt.Errorf("%s: %w", a, err))

@@ -87,9 +87,11 @@ const (
 	DefaultConcurrency = 8
 	DefaultRunTimeout  = 2 * time.Minute
 	// removingGrace is how long a row may stay removing before the reaper
-	// finishes the removal: a release in flight takes far less, so a row
-	// older than this was left by a crash.
-	removingGrace   = time.Minute
+	// finishes the removal: longer than a release in flight takes, so the
+	// reaper rarely races one (and a race is harmless: removal is
+	// idempotent). A row older than this was left by a crash or a failed
+	// removal.
+	removingGrace   = 15 * time.Second
 	retentionBatch  = 500
 	retentionRounds = 200
 )
@@ -199,6 +201,8 @@ func (r *Reaper) scheduled() {
 func (r *Reaper) Run(ctx context.Context, dryRun bool) ([]Action, error) {
 	r.passMu.Lock()
 	defer r.passMu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.RunTimeout)
+	defer cancel()
 	began := time.Now()
 	actions, err := r.pass(ctx, dryRun)
 	if r.cfg.OnPass != nil && err == nil {

@@ -135,3 +135,19 @@ func PrepareTemplate(ctx context.Context, connString, name string) error {
 	}
 	return nil
 }
+
+// FillRemoved writes n removed rows for host, as a long-lived table would
+// hold: for benchmarks of queries at scale (cmd/sandboxd-bench).
+func (s *Store) FillRemoved(ctx context.Context, host string, n int) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO docker_containers (id, project_id, host_id, container_id, container_name,
+			image, state, memory_bytes, nano_cpus, pids_limit, created_at, expires_at, removed_at, removal_reason, updated_at)
+		SELECT gen_random_uuid(), 'bench-' || (i % 50), $1, encode(sha256(('bench' || $1 || i)::bytea), 'hex'),
+			'sandboxd-bench-' || i, 'bench', 'removed', 1, 1, 1,
+			now() - make_interval(secs => i), now() - make_interval(secs => i), now() - make_interval(secs => i), 'released', now() - make_interval(secs => i)
+		FROM generate_series(1, $2) AS i`, host, n)
+	if err != nil {
+		return fmt.Errorf("fill %d removed rows: %w", n, err)
+	}
+	_, err = s.pool.Exec(ctx, `ANALYZE docker_containers`)
+	return err
+}

@@ -21,7 +21,14 @@ func (s *Store) DeleteEnded(ctx context.Context, host string, before time.Time, 
 	if err != nil {
 		return 0, fmt.Errorf("delete ended sandboxes before %s: %w", before.Format(time.RFC3339), err)
 	}
-	return int(tag.RowsAffected()), nil
+	// History of containers sandboxd never had a row for goes with age too.
+	strays, err := s.pool.Exec(ctx, `DELETE FROM docker_container_events WHERE id IN (
+			SELECT id FROM docker_container_events
+			WHERE sandbox_id IS NULL AND recorded_at < $1 LIMIT $2)`, before, limit)
+	if err != nil {
+		return 0, fmt.Errorf("delete old events of unknown containers: %w", err)
+	}
+	return int(tag.RowsAffected() + strays.RowsAffected()), nil
 }
 
 // LockHost takes the reaper lock of host: a session advisory lock, held on

@@ -245,15 +245,30 @@ func (s *Store) Extend(ctx context.Context, id string, expiresAt time.Time) (San
 }
 
 // Touch records activity in a sandbox (an exec, a file copy), which moves its
-// idle deadline. Activity never moves backwards.
-func (s *Store) Touch(ctx context.Context, id string, at time.Time) error {
-	_, err := s.pool.Exec(ctx, `UPDATE docker_containers
-		SET last_activity_at = greatest(last_activity_at, $2), updated_at = now()
-		WHERE id = $1`, id, at)
-	if err != nil {
-		return fmt.Errorf("touch sandbox %s: %w", id, err)
+// idle deadline, and returns the row. Activity never moves backwards.
+//
+// The commit does not wait for the disk (synchronous_commit off): a touch
+// lost in a crash only makes the idle deadline a little earlier, and an
+// exec should not pay for an fsync.
+func (s *Store) Touch(ctx context.Context, id string, at time.Time) (Sandbox, error) {
+	var sb Sandbox
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
+			return err
+		}
+		var err error
+		sb, err = scanSandbox(tx.QueryRow(ctx, `UPDATE docker_containers
+			SET last_activity_at = greatest(last_activity_at, $2), updated_at = now()
+			WHERE id = $1 RETURNING `+columns, id, at))
+		return err
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Sandbox{}, fmt.Errorf("sandbox %s: %w", id, ErrNotFound)
 	}
-	return nil
+	if err != nil {
+		return Sandbox{}, fmt.Errorf("touch sandbox %s: %w", id, err)
+	}
+	return sb, nil
 }
 
 // explainMiss turns a conditional update that matched no row into

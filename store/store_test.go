@@ -359,10 +359,10 @@ func TestListExtendTouch(t *testing.T) {
 	}
 
 	later := time.Now().Add(time.Minute).Truncate(time.Microsecond)
-	if err := st.Touch(ctx, a.ID, later); err != nil {
+	if _, err := st.Touch(ctx, a.ID, later); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Touch(ctx, a.ID, later.Add(-time.Hour)); err != nil {
+	if _, err := st.Touch(ctx, a.ID, later.Add(-time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := st.Get(ctx, a.ID); !got.LastActivityAt.Equal(later) {

@@ -33,6 +33,11 @@ type Change struct {
 	// Event is appended to the history in the same transaction. Its
 	// SandboxID, ContainerID and OccurredAt are filled in when empty.
 	Event Event
+
+	// Recoverable says the change can be rebuilt from the engine if a crash
+	// loses it (reconcile finds the container by its labels), so its commit
+	// need not wait for the disk.
+	Recoverable bool
 }
 
 // Transition applies c to the sandbox with that id in one transaction:
@@ -48,6 +53,11 @@ func (s *Store) Transition(ctx context.Context, id string, c Change) (Sandbox, e
 	var out Sandbox
 	var stale bool
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if c.Recoverable {
+			if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
+				return err
+			}
+		}
 		cur, err := scanSandbox(tx.QueryRow(ctx, `SELECT `+columns+` FROM docker_containers WHERE id = $1 FOR UPDATE`, id))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("sandbox %s: %w", id, ErrNotFound)

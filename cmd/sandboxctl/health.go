@@ -35,7 +35,7 @@ func (c *cli) health(ctx context.Context, args []string) error {
 			return perr
 		}
 	} else {
-		fmt.Fprintf(c.stdout, "status:   %s\nversion:  %s\ndocker:   %s\ndatabase: %s\n", h.Status, h.Version, h.Docker, h.Database)
+		fmt.Fprintf(c.stdout, "status:   %s\nversion:  %s\ndocker:   %s\ndatabase: %s\nevents:   %s\n", h.Status, h.Version, h.Docker, h.Database, h.Events)
 	}
 	if err != nil {
 		return exitStatus(1) // degraded; the report above says why

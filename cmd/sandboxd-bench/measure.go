@@ -1,0 +1,336 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"sync/atomic"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+
+	"github.com/sandboxd/sandboxd/api"
+	"github.com/sandboxd/sandboxd/client"
+	"github.com/sandboxd/sandboxd/store"
+)
+
+func run(ctx context.Context, c config) ([]result, error) {
+	b, err := setup(ctx, c)
+	if b != nil {
+		defer b.teardown()
+	}
+	if err != nil {
+		return nil, err
+	}
+	var rs []result
+	for _, m := range []func(context.Context) ([]result, error){
+		b.latency, b.scale, b.reapThroughput, b.eventLag, b.idle,
+	} {
+		r, err := m(ctx)
+		if err != nil {
+			return rs, err
+		}
+		rs = append(rs, r...)
+	}
+	return rs, nil
+}
+
+// template returns the container settings sandboxd gave a sandbox, for the
+// raw side to create the very same container.
+func (b *bench) template(ctx context.Context) (*container.Config, *container.HostConfig, error) {
+	sb, _, err := b.c.Create(ctx, api.CreateRequest{ProjectID: "bench", Image: image})
+	if err != nil {
+		return nil, nil, err
+	}
+	defer b.c.Delete(ctx, sb.ID)
+	ins, err := b.docker.ContainerInspect(ctx, sb.ContainerID)
+	if err != nil {
+		return nil, nil, err
+	}
+	cc := ins.Config
+	cc.Labels = map[string]string{benchLabel: b.host} // not ours: the daemon ignores it
+	cc.Hostname = ""
+	return cc, ins.HostConfig, nil
+}
+
+func (b *bench) rawCreate(ctx context.Context, cc *container.Config, hc *container.HostConfig) (string, error) {
+	resp, err := b.docker.ContainerCreate(ctx, cc, hc, nil, nil, "")
+	if err != nil {
+		return "", err
+	}
+	return resp.ID, b.docker.ContainerStart(ctx, resp.ID, container.StartOptions{})
+}
+
+func (b *bench) rawRemove(ctx context.Context, id string) error {
+	secs := 2
+	b.docker.ContainerStop(ctx, id, container.StopOptions{Timeout: &secs})
+	return b.docker.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+}
+
+// latency: cold create, the code-execution round trip and exec of true,
+// each alternating sandboxd and the raw API.
+func (b *bench) latency(ctx context.Context) ([]result, error) {
+	cc, hc, err := b.template(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("template: %w", err)
+	}
+	var createA, createB, tripA, tripB, execA, execB []float64
+	for range b.cfg.samples {
+		// Cold create: until the sandbox runs and accepts an exec.
+		t := time.Now()
+		sb, _, err := b.c.Create(ctx, api.CreateRequest{ProjectID: "bench", Image: image})
+		if err == nil {
+			_, err = b.c.Exec(ctx, sb.ID, api.ExecRequest{Cmd: []string{"true"}})
+		}
+		if err != nil {
+			return nil, fmt.Errorf("cold create: %w", err)
+		}
+		createA = append(createA, ms(time.Since(t)))
+		b.c.Delete(ctx, sb.ID)
+
+		t = time.Now()
+		id, err := b.rawCreate(ctx, cc, hc)
+		if err == nil {
+			err = b.rawExec(ctx, id, "true")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("raw cold create: %w", err)
+		}
+		createB = append(createB, ms(time.Since(t)))
+		b.rawRemove(ctx, id)
+
+		// Round trip: create, exec echo, release.
+		t = time.Now()
+		sb, _, err = b.c.Create(ctx, api.CreateRequest{ProjectID: "bench", Image: image})
+		if err == nil {
+			_, err = b.c.Exec(ctx, sb.ID, api.ExecRequest{Cmd: []string{"echo", "hello"}})
+		}
+		if err == nil {
+			_, err = b.c.Delete(ctx, sb.ID)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("round trip: %w", err)
+		}
+		tripA = append(tripA, ms(time.Since(t)))
+
+		t = time.Now()
+		id, err = b.rawCreate(ctx, cc, hc)
+		if err == nil {
+			err = b.rawExec(ctx, id, "echo", "hello")
+		}
+		if err == nil {
+			err = b.rawRemove(ctx, id)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("raw round trip: %w", err)
+		}
+		tripB = append(tripB, ms(time.Since(t)))
+	}
+
+	sb, _, err := b.c.Create(ctx, api.CreateRequest{ProjectID: "bench", Image: image})
+	if err != nil {
+		return nil, err
+	}
+	defer b.c.Delete(ctx, sb.ID)
+	raw, err := b.rawCreate(ctx, cc, hc)
+	if err != nil {
+		return nil, err
+	}
+	defer b.rawRemove(ctx, raw)
+	for range b.cfg.samples * 3 {
+		t := time.Now()
+		if _, err := b.c.Exec(ctx, sb.ID, api.ExecRequest{Cmd: []string{"true"}}); err != nil {
+			return nil, err
+		}
+		execA = append(execA, ms(time.Since(t)))
+		t = time.Now()
+		if err := b.rawExec(ctx, raw, "true"); err != nil {
+			return nil, err
+		}
+		execB = append(execB, ms(time.Since(t)))
+	}
+	return []result{
+		compare("cold create (to first exec)", "docker API", createA, createB, 1.10),
+		compare("create, exec echo, release", "docker API", tripA, tripB, 1.10),
+		compare("exec true", "docker API", execA, execB, 1.20),
+	}, nil
+}
+
+// createMany makes n sandboxes with the given ttl, a few at a time.
+func (b *bench) createMany(ctx context.Context, n int, ttl int64) ([]api.Sandbox, error) {
+	sbs := make([]api.Sandbox, n)
+	var failed atomic.Value
+	parallel(4, n, func(i int) {
+		sb, _, err := b.c.Create(ctx, api.CreateRequest{ProjectID: "bench-many", Image: image, TTLSeconds: &ttl})
+		if err != nil {
+			failed.Store(err)
+		}
+		sbs[i] = sb
+	})
+	if err, _ := failed.Load().(error); err != nil {
+		return nil, fmt.Errorf("create %d sandboxes: %w", n, err)
+	}
+	return sbs, nil
+}
+
+// scale: RSS with many live sandboxes, listing with many removed rows, and
+// a start-up reconcile over many managed containers.
+func (b *bench) scale(ctx context.Context) ([]result, error) {
+	n := b.cfg.reapN
+	sbs, err := b.createMany(ctx, n, 3600)
+	if err != nil {
+		return nil, err
+	}
+	defer parallel(8, len(sbs), func(i int) { b.c.Delete(ctx, sbs[i].ID) })
+	if err := b.st.FillRemoved(ctx, b.host, b.cfg.removedRows); err != nil {
+		return nil, err
+	}
+	rss, _, err := procStat(b.daemon.Process.Pid)
+	if err != nil {
+		return nil, err
+	}
+	var list []float64
+	for range 50 {
+		t := time.Now()
+		got, err := b.c.List(ctx, clientList())
+		if err != nil {
+			return nil, err
+		}
+		list = append(list, ms(time.Since(t)))
+		if len(got) != min(n, 100) {
+			return nil, fmt.Errorf("list returned %d sandboxes, want %d", len(got), min(n, 100))
+		}
+	}
+	b.stopDaemon()
+	t := time.Now()
+	if err := b.startDaemon(ctx); err != nil {
+		return nil, err
+	}
+	startup := ms(time.Since(t))
+	mib := float64(rss) / (1 << 20)
+	return []result{
+		{Name: fmt.Sprintf("GET /v1/sandboxes (%d live, %d removed rows)", n, b.cfg.removedRows), Unit: "ms",
+			P50: quantile(list, 0.5), P95: quantile(list, 0.95), Samples: len(list), Target: "p50 <= 20 ms", Met: quantile(list, 0.5) <= 20},
+		{Name: fmt.Sprintf("start-up to ready, reconciling %d containers", n), Unit: "ms", P50: startup, P95: startup, Samples: 1,
+			Target: "<= 3000 ms", Met: startup <= 3000},
+		{Name: fmt.Sprintf("daemon RSS with %d live sandboxes", n), Unit: "MiB", P50: mib, P95: mib, Samples: 1,
+			Target: "reported", Met: true},
+	}, nil
+}
+
+func clientList() client.ListOptions { return client.ListOptions{Limit: 100} }
+
+// reapThroughput: one reaper pass over n expired sandboxes, against
+// `docker rm -f` of n equal containers in one CLI call.
+func (b *bench) reapThroughput(ctx context.Context) ([]result, error) {
+	n := b.cfg.reapN
+	sbs, err := b.createMany(ctx, n, 1)
+	if err != nil {
+		return nil, err
+	}
+	last := sbs[0].ExpiresAt
+	for _, sb := range sbs {
+		if sb.ExpiresAt.After(last) {
+			last = sb.ExpiresAt
+		}
+	}
+	time.Sleep(time.Until(last) + 10*time.Millisecond) // the expiry is the scenario's own start
+	t := time.Now()
+	res, err := b.c.Reap(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	reap := ms(time.Since(t))
+	if len(res.Actions) != n {
+		return nil, fmt.Errorf("reap pass took %d actions, want %d", len(res.Actions), n)
+	}
+	for _, a := range res.Actions {
+		if !a.Done {
+			return nil, fmt.Errorf("reap action failed: %+v", a)
+		}
+	}
+
+	cc, hc, err := b.template(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, n)
+	var failed atomic.Value
+	parallel(4, n, func(i int) {
+		id, err := b.rawCreate(ctx, cc, hc)
+		if err != nil {
+			failed.Store(err)
+		}
+		ids[i] = id
+	})
+	if err, _ := failed.Load().(error); err != nil {
+		return nil, err
+	}
+	t = time.Now()
+	if out, err := exec.CommandContext(ctx, "docker", append([]string{"rm", "-f"}, ids...)...).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("docker rm -f: %v: %s", err, out)
+	}
+	rm := ms(time.Since(t))
+	r := compare(fmt.Sprintf("remove %d expired (one reaper pass)", n), "docker rm -f", []float64{reap}, []float64{rm}, 1.0)
+	return []result{r}, nil
+}
+
+// eventLag: n sandboxes killed at once; from each die event's Docker time
+// to its history row.
+func (b *bench) eventLag(ctx context.Context) ([]result, error) {
+	sbs, err := b.createMany(ctx, b.cfg.burst, 3600)
+	if err != nil {
+		return nil, err
+	}
+	defer parallel(8, len(sbs), func(i int) { b.c.Delete(ctx, sbs[i].ID) })
+	parallel(len(sbs), len(sbs), func(i int) { b.docker.ContainerKill(ctx, sbs[i].ContainerID, "SIGKILL") })
+	var lags []float64
+	err = waitFor(ctx, time.Minute, func() bool {
+		lags = lags[:0]
+		for _, sb := range sbs {
+			evs, err := b.st.ListEvents(ctx, sb.ID)
+			if err != nil {
+				return false
+			}
+			for _, e := range evs {
+				if e.Source == store.SourceDocker && e.Action == "die" {
+					lags = append(lags, ms(e.RecordedAt.Sub(e.OccurredAt)))
+				}
+			}
+		}
+		return len(lags) == len(sbs)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("die events recorded: %d of %d: %w", len(lags), len(sbs), err)
+	}
+	p99 := quantile(lags, 0.99)
+	return []result{{Name: fmt.Sprintf("event to table, %d killed at once", len(sbs)), Unit: "ms",
+		P50: quantile(lags, 0.5), P95: quantile(lags, 0.95), P99: p99, Samples: len(lags),
+		Target: "p99 <= 250 ms", Met: p99 <= 250, Note: fmt.Sprintf("p99 %.1f ms", p99)}}, nil
+}
+
+// idle: resident memory and CPU of a daemon with nothing to do.
+func (b *bench) idle(ctx context.Context) ([]result, error) {
+	pid := b.daemon.Process.Pid
+	_, cpu0, err := procStat(pid)
+	if err != nil {
+		return nil, err
+	}
+	t := time.Now()
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(b.cfg.idleWindow):
+	}
+	rss, cpu1, err := procStat(pid)
+	if err != nil {
+		return nil, err
+	}
+	pct := 100 * float64(cpu1-cpu0) / float64(time.Since(t))
+	mib := float64(rss) / (1 << 20)
+	return []result{
+		{Name: "daemon RSS, idle", Unit: "MiB", P50: mib, P95: mib, Samples: 1, Target: "<= 40 MiB", Met: mib <= 40},
+		{Name: fmt.Sprintf("daemon CPU, idle over %s", b.cfg.idleWindow), Unit: "%", P50: pct, P95: pct, Samples: 1,
+			Target: "< 1% of a core", Met: pct < 1},
+	}, nil
+}
