@@ -10,7 +10,7 @@ SOCKET  ?= /run/sandboxd/sandboxd.sock
 
 export SANDBOXD_DEV_DIR := $(DEV)
 
-.PHONY: all setup build bench test vet fmt-check units install run clean
+.PHONY: all setup build bench load test vet fmt-check units install run clean
 
 all: build
 
@@ -21,6 +21,11 @@ setup:
 ## build: build sandboxd, sandboxctl and sandboxd-bench into bin/
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/sandboxd ./cmd/sandboxctl ./cmd/sandboxd-bench
+
+## load: 64 clients at the quota boundary for two minutes (LOAD_DURATION=30s for less)
+load: setup build
+	@mkdir -p $(DEV)
+	$(BIN)/sandboxd-bench --daemon $(BIN)/sandboxd --out $(DEV)/load.json --only load $(if $(LOAD_DURATION),--load-duration $(LOAD_DURATION))
 
 ## bench: measure sandboxd beside the raw Docker API and CLI (QUICK=1: about two minutes)
 bench: setup build

@@ -32,6 +32,7 @@ type manager struct {
 	events  *watcher // the event stream's state, for the health check
 	reaper  *reaper.Reaper
 	metrics *metrics
+	images  imageCache
 }
 
 func (m *manager) logWith(sb store.Sandbox) *slog.Logger {
@@ -47,9 +48,7 @@ func (m *manager) create(ctx context.Context, req api.CreateRequest, caller peer
 	if err != nil {
 		return sb, false, err
 	}
-	callCtx, cancel := context.WithTimeout(ctx, dockerCallTimeout)
-	img, err := m.docker.ImageInspect(callCtx, sp.Image)
-	cancel()
+	imageID, err := m.images.lookup(ctx, m.docker, sp.Image)
 	if errdefs.IsNotFound(err) {
 		return sb, false, invalid("image", "%q is not present on this host; sandboxd never pulls images, load it first", sp.Image)
 	}
@@ -86,7 +85,7 @@ func (m *manager) create(ctx context.Context, req api.CreateRequest, caller peer
 	crashPoint("after-intent")
 	// From here the create runs to its end even if the caller goes away:
 	// stopping halfway would leave work for the reaper.
-	ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), m.cfg.CreateTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.CreateTimeout)
 	defer cancel()
 	cc, hc := m.cfg.containerConfig(sb.ID, sp)
 	resp, err := m.docker.ContainerCreate(ctx, cc, hc, nil, nil, sb.ContainerName)
@@ -102,7 +101,7 @@ func (m *manager) create(ctx context.Context, req api.CreateRequest, caller peer
 	}
 	crashPoint("after-start")
 	sb, err = m.st.Transition(ctx, sb.ID, store.Change{
-		To: store.Running, At: startedAt, ContainerID: resp.ID, ImageID: img.ID, Recoverable: true,
+		To: store.Running, At: startedAt, ContainerID: resp.ID, ImageID: imageID, Recoverable: true,
 		Event: store.Event{Action: "start", Source: store.SourceAPI, Attributes: map[string]string{"image": sp.Image}},
 	})
 	if errors.Is(err, store.ErrStale) {

@@ -76,7 +76,7 @@ func setup(ctx context.Context, c config) (*bench, error) {
 }
 
 // startDaemon starts the daemon binary and returns once it answers.
-func (b *bench) startDaemon(ctx context.Context) error {
+func (b *bench) startDaemon(ctx context.Context, extra ...string) error {
 	log, err := os.OpenFile(filepath.Join(b.dir, "daemon.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return err
@@ -84,7 +84,11 @@ func (b *bench) startDaemon(ctx context.Context) error {
 	b.log = log
 	b.daemon = exec.Command(b.cfg.daemonBin, "serve", "--socket", b.c.Socket, "--database-url", b.dbURL,
 		"--host-id", b.host, "--allow-image", image, "--reap-schedule", "@every 1h",
-		"--max-sandboxes", "2000", "--max-per-project", "2000", "--log-level", "warn")
+		"--max-sandboxes", "2000", "--log-level", "warn")
+	b.daemon.Args = append(b.daemon.Args, extra...)
+	if len(extra) == 0 {
+		b.daemon.Args = append(b.daemon.Args, "--max-per-project", "2000")
+	}
 	b.daemon.Stdout, b.daemon.Stderr = log, log
 	if err := b.daemon.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", b.cfg.daemonBin, err)

@@ -25,6 +25,10 @@ type config struct {
 	burst       int           // containers in the event-lag burst
 	removedRows int           // removed rows in the table for the list figure
 	idleWindow  time.Duration // CPU measured over this idle window
+
+	only         string // "load": run only the load; "": the benchmarks
+	loadClients  int
+	loadDuration time.Duration
 }
 
 func main() {
@@ -37,6 +41,9 @@ func main() {
 	flag.IntVar(&c.burst, "burst", 100, "containers started and killed in the event-lag burst")
 	flag.IntVar(&c.removedRows, "removed-rows", 100000, "removed rows in the table for the list figure")
 	flag.DurationVar(&c.idleWindow, "idle-window", time.Minute, "window over which idle CPU is measured")
+	flag.StringVar(&c.only, "only", "", `"load" runs only the load test`)
+	flag.IntVar(&c.loadClients, "load-clients", 64, "concurrent clients of the load test")
+	flag.DurationVar(&c.loadDuration, "load-duration", 2*time.Minute, "length of the load test")
 	flag.Parse()
 	if *quick {
 		c.samples, c.reapN, c.burst, c.removedRows, c.idleWindow = 10, 40, 40, 20000, 10*time.Second

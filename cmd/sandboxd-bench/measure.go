@@ -23,9 +23,11 @@ func run(ctx context.Context, c config) ([]result, error) {
 		return nil, err
 	}
 	var rs []result
-	for _, m := range []func(context.Context) ([]result, error){
-		b.latency, b.scale, b.reapThroughput, b.eventLag, b.idle,
-	} {
+	steps := []func(context.Context) ([]result, error){b.latency, b.scale, b.reapThroughput, b.eventLag, b.idle}
+	if c.only == "load" {
+		steps = []func(context.Context) ([]result, error){b.load}
+	}
+	for _, m := range steps {
 		r, err := m(ctx)
 		if err != nil {
 			return rs, err
