@@ -55,14 +55,17 @@ SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 install: build
 	install -D -m 0755 $(BIN)/sandboxd $(DESTDIR)$(PREFIX)/bin/sandboxd
 	install -D -m 0755 $(BIN)/sandboxctl $(DESTDIR)$(PREFIX)/bin/sandboxctl
-	install -D -m 0644 systemd/sandboxd.service $(DESTDIR)$(UNITDIR)/sandboxd.service
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(PREFIX)/share/doc/sandboxd
+	sed 's|/usr/local/|$(PREFIX)/|g' systemd/sandboxd.service > $(DESTDIR)$(UNITDIR)/sandboxd.service
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/sandboxd/
 	install -D -m 0644 systemd/sandboxd.socket $(DESTDIR)$(UNITDIR)/sandboxd.socket
 	install -D -m 0644 systemd/sandboxd.sysusers $(DESTDIR)$(SYSUSERSDIR)/sandboxd.conf
 	install -D -m 0644 systemd/sandboxd.env.example $(DESTDIR)/etc/sandboxd/sandboxd.env.example
 	@echo
 	@echo "Installed. To run sandboxd as a service:"
 	@echo "  systemd-sysusers                                   # creates the user sandboxd and the group sandboxd-clients"
-	@echo "  runuser -u postgres -- createuser sandboxd && runuser -u postgres -- createdb -O sandboxd sandboxd"
+	@echo "  runuser -u postgres -- createuser sandboxd          # the database: peer authentication as user sandboxd"
+	@echo "  runuser -u postgres -- createdb -O sandboxd sandboxd # (or ALTER DATABASE sandboxd OWNER TO sandboxd if it exists)"
 	@echo "  cp /etc/sandboxd/sandboxd.env.example /etc/sandboxd/sandboxd.env   # then set SANDBOXD_ALLOW_IMAGE"
 	@echo "  systemctl daemon-reload"
 	@echo "  systemctl enable --now sandboxd.socket sandboxd.service"

@@ -38,7 +38,7 @@ func TestCrashDuringCreate(t *testing.T) {
 			dir := t.TempDir()
 			e := &env{cfg: daemon.Config{HostID: "test-crash-" + testenv.RandomHex(4), Socket: filepath.Join(dir, "s.sock")},
 				st: st, docker: docker, c: &client.Client{Socket: filepath.Join(dir, "s.sock")}}
-			t.Cleanup(func() { removeContainers(t, docker, e.cfg.HostID) })
+			t.Cleanup(func() { testenv.RemoveHostContainers(t, docker, e.cfg.HostID) })
 			args := []string{"serve", "--socket", e.cfg.Socket, "--database-url", dbURL, "--host-id", e.cfg.HostID,
 				"--allow-image", "sandboxd-test/*", "--create-timeout", "2s", "--resync-interval", "1s",
 				"--reap-schedule", "@every 1s", "--orphan-grace", "1s", "--log-format", "text"}

@@ -136,7 +136,14 @@ func Run(ctx context.Context, cfg Config, ready func()) error {
 	defer cancel()
 	var errs []error
 	for _, s := range servers {
-		errs = append(errs, s.Shutdown(shutdownCtx))
+		if err := s.Shutdown(shutdownCtx); errors.Is(err, context.DeadlineExceeded) {
+			// Requests still running after the bound are cut; that is the
+			// bound working, not a failed stop.
+			log.Warn("requests still running after the drain bound were cut", "timeout", drainTimeout)
+			s.Close()
+		} else if err != nil {
+			errs = append(errs, err)
+		}
 	}
 	for range servers {
 		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
@@ -186,6 +193,14 @@ func socket(cfg Config) (ln net.Listener, activated bool, err error) {
 	}
 	for _, l := range lns {
 		if l != nil && l.Addr().Network() == "unix" {
+			// systemd's RuntimeDirectory= hands the socket's folder, socket
+			// included, to the service's user and group on start; put the
+			// configured group and mode back so that callers can connect.
+			if cfg.SocketGroup != "" {
+				if err := ownSocket(l.Addr().String(), cfg); err != nil {
+					return nil, false, err
+				}
+			}
 			return l, true, nil
 		}
 	}

@@ -94,7 +94,7 @@ func start(t *testing.T, mutate func(*daemon.Config)) *env {
 		t.Cleanup(func() { docker.Close() })
 	}
 	e := &env{cfg: cfg, c: &client.Client{Socket: cfg.Socket}, st: st, docker: docker, dbURL: url}
-	t.Cleanup(func() { removeContainers(t, docker, cfg.HostID) })
+	t.Cleanup(func() { testenv.RemoveHostContainers(t, docker, cfg.HostID) })
 
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
@@ -137,16 +137,6 @@ func containers(t *testing.T, docker *dockerclient.Client, host string) []contai
 		t.Fatalf("list containers: %v", err)
 	}
 	return list
-}
-
-func removeContainers(t *testing.T, docker *dockerclient.Client, host string) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	for _, c := range containers(t, docker, host) {
-		if err := docker.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil {
-			t.Errorf("remove test container %s: %v", c.ID, err)
-		}
-	}
 }
 
 // create makes a sandbox that must succeed.

@@ -201,7 +201,10 @@ func (m *manager) release(ctx context.Context, id string) (store.Sandbox, error)
 	if err := m.removeContainer(ctx, sb.ContainerID); err != nil {
 		return sb, err
 	}
-	sb, err = m.st.Transition(ctx, id, store.Change{To: store.Removed, At: removedAt,
+	// Recoverable: the removing row (durable, with its reason) already says
+	// what was under way; if a crash loses this commit, reconcile finds the
+	// container gone and finishes the row, keeping the reason.
+	sb, err = m.st.Transition(ctx, id, store.Change{To: store.Removed, At: removedAt, Recoverable: true,
 		Event: store.Event{Action: "removed", Source: store.SourceAPI}})
 	if errors.Is(err, store.ErrInvalidTransition) || errors.Is(err, store.ErrStale) {
 		return m.st.Get(ctx, id)

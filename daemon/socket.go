@@ -39,22 +39,28 @@ func listen(cfg Config) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Socket, err)
 	}
+	if err := ownSocket(cfg.Socket, cfg); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}
+
+// ownSocket gives the socket file its configured group and mode.
+func ownSocket(path string, cfg Config) error {
 	if cfg.SocketGroup != "" {
 		gid, err := lookupGroup(cfg.SocketGroup)
 		if err != nil {
-			ln.Close()
-			return nil, fmt.Errorf("--socket-group: %w", err)
+			return fmt.Errorf("--socket-group: %w", err)
 		}
-		if err := os.Chown(cfg.Socket, -1, gid); err != nil {
-			ln.Close()
-			return nil, fmt.Errorf("chown socket %s to group %s: %w", cfg.Socket, cfg.SocketGroup, err)
+		if err := os.Chown(path, -1, gid); err != nil {
+			return fmt.Errorf("chown socket %s to group %s: %w", path, cfg.SocketGroup, err)
 		}
 	}
-	if err := os.Chmod(cfg.Socket, cfg.SocketMode); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("chmod socket %s: %w", cfg.Socket, err)
+	if err := os.Chmod(path, cfg.SocketMode); err != nil {
+		return fmt.Errorf("chmod socket %s: %w", path, err)
 	}
-	return ln, nil
+	return nil
 }
 
 func lookupGroup(name string) (int, error) {

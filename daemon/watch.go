@@ -243,7 +243,12 @@ func (w *watcher) write(ctx context.Context) {
 			w.beat.Store(time.Now().UnixNano())
 			var err error
 			if len(batch) > 0 {
-				if _, err = w.m.st.ApplyEvents(ctx, batch); err == nil {
+				// Bounded, so that a wedged database cannot stop this loop
+				// (and with it the watchdog's ping).
+				wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				_, err = w.m.st.ApplyEvents(wctx, batch)
+				cancel()
+				if err == nil {
 					now := time.Now()
 					for _, ev := range batch {
 						w.m.metrics.eventLag.Observe(now.Sub(ev.At).Seconds())

@@ -126,6 +126,9 @@ type Reaper struct {
 	store  Store
 	log    *slog.Logger
 	cron   *cron.Cron
+	// ctx ends when Stop is called, so a pass under way ends quickly.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	passMu sync.Mutex // one pass at a time in this process
 
@@ -160,6 +163,7 @@ func New(cfg Config, d Docker, s Store) (*Reaper, error) {
 	}
 	log := cfg.Logger.With("component", "reaper")
 	r := &Reaper{cfg: cfg, docker: d, store: s, log: log, failing: map[string]bool{}}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
 	// A pass never overlaps the one before, and a panic in one is logged,
 	// not fatal.
 	cl := cronLogger{log}
@@ -173,8 +177,13 @@ func New(cfg Config, d Docker, s Store) (*Reaper, error) {
 // Start starts the schedule.
 func (r *Reaper) Start() { r.cron.Start() }
 
-// Stop stops the schedule and waits for a pass under way to end.
-func (r *Reaper) Stop() { <-r.cron.Stop().Done() }
+// Stop stops the schedule, cuts a pass under way short (an action in
+// flight ends with its Docker call) and waits for it to end.
+func (r *Reaper) Stop() {
+	done := r.cron.Stop()
+	r.cancel()
+	<-done.Done()
+}
 
 // LastPass says when the last pass ended and how.
 func (r *Reaper) LastPass() (time.Time, error) {
@@ -184,15 +193,14 @@ func (r *Reaper) LastPass() (time.Time, error) {
 }
 
 func (r *Reaper) scheduled() {
-	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.RunTimeout)
-	defer cancel()
-	_, err := r.Run(ctx, r.cfg.DryRun)
-	if errors.Is(err, ErrBusy) {
+	_, err := r.Run(r.ctx, r.cfg.DryRun)
+	switch {
+	case errors.Is(err, ErrBusy):
 		r.log.Debug("pass skipped", "err", err)
-		return
-	}
-	if err != nil {
-		r.log.Error("pass failed", "err", err)
+	case err != nil && r.ctx.Err() == nil:
+		r.once("pass", fmt.Errorf("pass failed: %w", err))
+	case err == nil:
+		r.cleared("pass")
 	}
 }
 

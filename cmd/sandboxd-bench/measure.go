@@ -77,6 +77,7 @@ func (b *bench) latency(ctx context.Context) ([]result, error) {
 		return nil, fmt.Errorf("template: %w", err)
 	}
 	var createA, createB, tripA, tripB, execA, execB []float64
+	var phases [6][]float64
 	for range b.cfg.samples {
 		// Cold create: until the sandbox runs and accepts an exec.
 		t := time.Now()
@@ -101,12 +102,15 @@ func (b *bench) latency(ctx context.Context) ([]result, error) {
 		createB = append(createB, ms(time.Since(t)))
 		b.rawRemove(ctx, id)
 
-		// Round trip: create, exec echo, release.
+		// Round trip: create, exec echo, release; each phase is kept too,
+		// to show where a difference comes from.
 		t = time.Now()
 		sb, _, err = b.c.Create(ctx, api.CreateRequest{ProjectID: "bench", Image: image})
+		t1 := time.Now()
 		if err == nil {
 			_, err = b.c.Exec(ctx, sb.ID, api.ExecRequest{Cmd: []string{"echo", "hello"}})
 		}
+		t2 := time.Now()
 		if err == nil {
 			_, err = b.c.Delete(ctx, sb.ID)
 		}
@@ -114,12 +118,17 @@ func (b *bench) latency(ctx context.Context) ([]result, error) {
 			return nil, fmt.Errorf("round trip: %w", err)
 		}
 		tripA = append(tripA, ms(time.Since(t)))
+		phases[0] = append(phases[0], ms(t1.Sub(t)))
+		phases[1] = append(phases[1], ms(t2.Sub(t1)))
+		phases[2] = append(phases[2], ms(time.Since(t2)))
 
 		t = time.Now()
 		id, err = b.rawCreate(ctx, cc, hc)
+		t1 = time.Now()
 		if err == nil {
 			err = b.rawExec(ctx, id, "echo", "hello")
 		}
+		t2 = time.Now()
 		if err == nil {
 			err = b.rawRemove(ctx, id)
 		}
@@ -127,6 +136,9 @@ func (b *bench) latency(ctx context.Context) ([]result, error) {
 			return nil, fmt.Errorf("raw round trip: %w", err)
 		}
 		tripB = append(tripB, ms(time.Since(t)))
+		phases[3] = append(phases[3], ms(t1.Sub(t)))
+		phases[4] = append(phases[4], ms(t2.Sub(t1)))
+		phases[5] = append(phases[5], ms(time.Since(t2)))
 	}
 
 	sb, _, err := b.c.Create(ctx, api.CreateRequest{ProjectID: "bench", Image: image})
@@ -151,9 +163,14 @@ func (b *bench) latency(ctx context.Context) ([]result, error) {
 		}
 		execB = append(execB, ms(time.Since(t)))
 	}
+	trip := compare("create, exec echo, release", "docker API", tripA, tripB, 1.10)
+	trip.Note = fmt.Sprintf("p50 by phase, sandboxd / docker API: create %.1f / %.1f ms, exec %.1f / %.1f ms, release %.1f / %.1f ms",
+		quantile(phases[0], .5), quantile(phases[3], .5), quantile(phases[1], .5), quantile(phases[4], .5),
+		quantile(phases[2], .5), quantile(phases[5], .5))
+	fmt.Println(trip.Note)
 	return []result{
 		compare("cold create (to first exec)", "docker API", createA, createB, 1.10),
-		compare("create, exec echo, release", "docker API", tripA, tripB, 1.10),
+		trip,
 		compare("exec true", "docker API", execA, execB, 1.20),
 	}, nil
 }

@@ -1,17 +1,11 @@
 package main
 
 import (
-	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
-	dockerclient "github.com/docker/docker/client"
 
 	"github.com/sandboxd/sandboxd/internal/testenv"
 )
@@ -63,24 +57,6 @@ func TestMigrateValidateCommand(t *testing.T) {
 	for _, want := range []string{"migration 000002_notes", "foreign key columns without an index: notes(sandbox_id)"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("output does not say %q:\n%s", want, out)
-		}
-	}
-}
-
-// removeHostContainers removes the containers a test daemon made, found by
-// the test's own host id.
-func removeHostContainers(t *testing.T, docker *dockerclient.Client, host string) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	list, err := docker.ContainerList(ctx, container.ListOptions{All: true,
-		Filters: filters.NewArgs(filters.Arg("label", "io.sandboxd.host="+host))})
-	if err != nil {
-		t.Errorf("list test containers: %v", err)
-		return
-	}
-	for _, c := range list {
-		if err := docker.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil {
-			t.Errorf("remove test container %s: %v", c.ID, err)
 		}
 	}
 }

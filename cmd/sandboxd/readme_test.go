@@ -38,7 +38,7 @@ func TestReadmeWalkthrough(t *testing.T) {
 	}
 	sock := filepath.Join(dir, "sandboxd.sock")
 	host := "test-readme-" + testenv.RandomHex(4)
-	t.Cleanup(func() { removeHostContainers(t, docker, host) })
+	t.Cleanup(func() { testenv.RemoveHostContainers(t, docker, host) })
 	ctx, cancel := context.WithCancel(context.Background())
 	daemon := exec.CommandContext(ctx, filepath.Join(bin, "sandboxd"), "serve", "--socket", sock,
 		"--database-url", dbURL, "--host-id", host, "--allow-image", "sandboxd-test/*", "--log-format", "text")

@@ -83,9 +83,9 @@ func (n *notifySocket) has(prefix string) bool {
 // socket and host id.
 func daemonArgs(t *testing.T, sock string) []string {
 	t.Helper()
-	testenv.Docker(t)
+	docker := testenv.Docker(t)
 	host := "test-sd-" + testenv.RandomHex(4)
-	t.Cleanup(func() { removeHostContainers(t, testenv.Docker(t), host) })
+	t.Cleanup(func() { testenv.RemoveHostContainers(t, docker, host) })
 	return []string{"serve", "--socket", sock, "--database-url", testenv.Database(t), "--host-id", host,
 		"--allow-image", "sandboxd-test/*", "--log-format", "text"}
 }

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
 
 	"github.com/sandboxd/sandboxd/migrations"
@@ -174,4 +176,23 @@ func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// RemoveHostContainers removes every container that a test daemon with the
+// host id made (they carry io.sandboxd.host=host, unique to the test).
+func RemoveHostContainers(t testing.TB, docker *client.Client, host string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	list, err := docker.ContainerList(ctx, container.ListOptions{All: true,
+		Filters: filters.NewArgs(filters.Arg("label", "io.sandboxd.host="+host))})
+	if err != nil {
+		t.Errorf("list test containers: %v", err)
+		return
+	}
+	for _, c := range list {
+		if err := docker.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil {
+			t.Errorf("remove test container %s: %v", c.ID, err)
+		}
+	}
 }
