@@ -10,7 +10,7 @@ SOCKET  ?= /run/sandboxd/sandboxd.sock
 
 export SANDBOXD_DEV_DIR := $(DEV)
 
-.PHONY: all setup build bench load test vet fmt-check units install run clean
+.PHONY: all setup build bench load fault test vet fmt-check units install run clean
 
 all: build
 
@@ -26,6 +26,12 @@ build:
 load: setup build
 	@mkdir -p $(DEV)
 	$(BIN)/sandboxd-bench --daemon $(BIN)/sandboxd --out $(DEV)/load.json --only load $(if $(LOAD_DURATION),--load-duration $(LOAD_DURATION))
+
+## fault: the fault suite at full size: 64 clients, 10 s outages of sandboxd, dockerd and PostgreSQL (a short form runs in make test)
+fault: setup
+	@bash -o pipefail -c "SANDBOXD_FAULT_LONG=1 $(GO) test -race -count=1 -v -timeout 20m \
+		-run 'TestFault|TestAbuseInside|TestDockerRestart|TestDatabaseOutage|TestCrashDuringCreate' ./daemon/ \
+		| grep -E '^(=== RUN|\s*--- |PASS|FAIL|ok)|load: |not within|does not match|error not explained'"
 
 ## bench: measure sandboxd beside the raw Docker API and CLI (QUICK=1: about two minutes)
 bench: setup build

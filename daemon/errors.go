@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
+	"syscall"
 
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/errdefs"
@@ -30,10 +33,17 @@ func unavailable(msg string) error {
 	return &apiError{http.StatusServiceUnavailable, api.CodeUnavailable, msg}
 }
 
-// isDockerDown reports whether err means the engine could not be reached.
+// isDockerDown reports whether err means the engine could not be reached or
+// failed on its side. The client reports that in several shapes: its own
+// connection error, an engine answering 5xx (as it does while it shuts
+// down), a failed dial under a hijacked call (exec attach), a connection
+// cut midway, or a call that timed out.
 func isDockerDown(err error) bool {
-	return client.IsErrConnectionFailed(err) || errdefs.IsUnavailable(err) ||
-		errors.Is(err, context.DeadlineExceeded)
+	var opErr *net.OpError
+	return client.IsErrConnectionFailed(err) || errdefs.IsUnavailable(err) || errdefs.IsSystem(err) ||
+		errors.Is(err, context.DeadlineExceeded) ||
+		errors.As(err, &opErr) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // toAPIError is the one place that decides how an error is answered.

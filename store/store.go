@@ -8,6 +8,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -82,9 +85,12 @@ func IsUnavailable(err error) bool {
 		return false
 	}
 	// A failed connect is unavailability, whatever the server said (the
-	// database may be gone, or refusing connections while it restarts).
+	// database may be gone, or refusing connections while it restarts); so
+	// is a connection that broke in the middle of a statement.
 	var connErr *pgconn.ConnectError
-	if errors.As(err, &connErr) {
+	var netErr net.Error
+	if errors.As(err, &connErr) || errors.As(err, &netErr) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
 		return true
 	}
 	var pgErr *pgconn.PgError
