@@ -192,15 +192,9 @@ func socket(cfg Config) (ln net.Listener, activated bool, err error) {
 		return nil, false, fmt.Errorf("socket activation: %w", err)
 	}
 	for _, l := range lns {
+		// The socket unit decides the socket's path, mode and group; the
+		// --socket flags are for a daemon that binds its own.
 		if l != nil && l.Addr().Network() == "unix" {
-			// systemd's RuntimeDirectory= hands the socket's folder, socket
-			// included, to the service's user and group on start; put the
-			// configured group and mode back so that callers can connect.
-			if cfg.SocketGroup != "" {
-				if err := ownSocket(l.Addr().String(), cfg); err != nil {
-					return nil, false, err
-				}
-			}
 			return l, true, nil
 		}
 	}

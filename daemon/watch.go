@@ -256,7 +256,11 @@ func (w *watcher) write(ctx context.Context) {
 				}
 			}
 			if err == nil && w.takeOverflow() {
-				if err = w.reconcile(ctx); err != nil {
+				// Bounded like the writes: this loop's turns feed the watchdog.
+				rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				err = w.reconcile(rctx)
+				cancel()
+				if err != nil {
 					w.setOverflow()
 					err = fmt.Errorf("reconcile owed after dropped events: %w", err)
 				}

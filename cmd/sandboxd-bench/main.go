@@ -21,7 +21,8 @@ type config struct {
 	daemonBin   string
 	out         string
 	samples     int           // per side, for the latency comparisons
-	reapN       int           // sandboxes for reap throughput, footprint and scale
+	reapN       int           // sandboxes for reap throughput
+	scaleN      int           // live sandboxes for the listing, footprint and start-up figures
 	burst       int           // containers in the event-lag burst
 	removedRows int           // removed rows in the table for the list figure
 	idleWindow  time.Duration // CPU measured over this idle window
@@ -37,7 +38,8 @@ func main() {
 	flag.StringVar(&c.daemonBin, "daemon", "bin/sandboxd", "sandboxd binary to start")
 	flag.StringVar(&c.out, "out", ".dev/bench.json", "write the results here as JSON")
 	flag.IntVar(&c.samples, "samples", 30, "samples per side for latency comparisons")
-	flag.IntVar(&c.reapN, "reap-n", 200, "sandboxes for the reap, footprint and start-up figures")
+	flag.IntVar(&c.reapN, "reap-n", 200, "expired sandboxes one reaper pass removes")
+	flag.IntVar(&c.scaleN, "scale-n", 500, "live sandboxes for the listing, footprint and start-up figures")
 	flag.IntVar(&c.burst, "burst", 100, "containers started and killed in the event-lag burst")
 	flag.IntVar(&c.removedRows, "removed-rows", 100000, "removed rows in the table for the list figure")
 	flag.DurationVar(&c.idleWindow, "idle-window", time.Minute, "window over which idle CPU is measured")
@@ -46,7 +48,7 @@ func main() {
 	flag.DurationVar(&c.loadDuration, "load-duration", 2*time.Minute, "length of the load test")
 	flag.Parse()
 	if *quick {
-		c.samples, c.reapN, c.burst, c.removedRows, c.idleWindow = 10, 40, 40, 20000, 10*time.Second
+		c.samples, c.reapN, c.scaleN, c.burst, c.removedRows, c.idleWindow = 10, 40, 40, 40, 20000, 10*time.Second
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -195,7 +195,7 @@ func (b *bench) createMany(ctx context.Context, n int, ttl int64) ([]api.Sandbox
 // scale: RSS with many live sandboxes, listing with many removed rows, and
 // a start-up reconcile over many managed containers.
 func (b *bench) scale(ctx context.Context) ([]result, error) {
-	n := b.cfg.reapN
+	n := b.cfg.scaleN
 	sbs, err := b.createMany(ctx, n, 3600)
 	if err != nil {
 		return nil, err
