@@ -218,9 +218,13 @@ func TestAbuseInsideSandboxes(t *testing.T) {
 	e := start(t, nil)
 	ctx := context.Background()
 	bystander := e.create(t, api.CreateRequest{ProjectID: "abuse-inside"})
-	bomb := e.create(t, api.CreateRequest{ProjectID: "abuse-inside", Limits: &api.LimitsRequest{Pids: ptr(int64(32))}})
-	hog := e.create(t, api.CreateRequest{ProjectID: "abuse-inside", Limits: &api.LimitsRequest{MemoryBytes: ptr(int64(32 << 20))}})
-	filler := e.create(t, api.CreateRequest{ProjectID: "abuse-inside"})
+	// A fifth of a CPU each, as a host packing sandboxes would give them:
+	// the CPU bound is the engine's to enforce, and the other tests of the
+	// suite share this machine's 2 cores.
+	cpu := ptr(int64(2e8))
+	bomb := e.create(t, api.CreateRequest{ProjectID: "abuse-inside", Limits: &api.LimitsRequest{Pids: ptr(int64(32)), NanoCPUs: cpu}})
+	hog := e.create(t, api.CreateRequest{ProjectID: "abuse-inside", Limits: &api.LimitsRequest{MemoryBytes: ptr(int64(32 << 20)), NanoCPUs: cpu}})
+	filler := e.create(t, api.CreateRequest{ProjectID: "abuse-inside", Limits: &api.LimitsRequest{NanoCPUs: cpu}})
 
 	var wg sync.WaitGroup
 	results := map[string]api.ExecResult{}

@@ -19,6 +19,22 @@ const reconcileTimeout = 2 * time.Minute
 func (w *watcher) reconcile(ctx context.Context) error {
 	w.reconcileMu.Lock()
 	defer w.reconcileMu.Unlock()
+	return w.reconcileLocked(ctx)
+}
+
+// errReconcileBusy: another reconcile is under way; the caller tries later.
+var errReconcileBusy = errors.New("another reconcile is under way")
+
+// tryReconcile reconciles unless another reconcile is under way.
+func (w *watcher) tryReconcile(ctx context.Context) error {
+	if !w.reconcileMu.TryLock() {
+		return errReconcileBusy
+	}
+	defer w.reconcileMu.Unlock()
+	return w.reconcileLocked(ctx)
+}
+
+func (w *watcher) reconcileLocked(ctx context.Context) error {
 	err := w.m.reconcile(ctx)
 	if err == nil {
 		w.syncOnce.Do(func() { close(w.synced) })

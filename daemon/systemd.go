@@ -13,6 +13,10 @@ import (
 // statusEvery is how often the STATUS= line is refreshed.
 const statusEvery = 10 * time.Second
 
+// writerStuckAfter is the least time without a turn of the event writer
+// loop that counts as stuck.
+const writerStuckAfter = 3 * time.Second
+
 // systemd speaks the notify protocol when NOTIFY_SOCKET is set (Type=notify):
 // READY=1, STATUS= lines for systemctl status, WATCHDOG=1 and STOPPING=1.
 // Without NOTIFY_SOCKET every call is a no-op.
@@ -62,7 +66,10 @@ func (s *systemd) watchdog(ctx context.Context, every time.Duration) {
 			return
 		case <-t.C:
 		}
-		if age := time.Since(time.Unix(0, s.m.events.beat.Load())); age > every/2 {
+		// The writer loop turns at least every second when idle and every
+		// 12 s at worst while the database fails (bounded writes, capped
+		// backoff): a beat older than that means the loop is stuck.
+		if age := time.Since(time.Unix(0, s.m.events.beat.Load())); age > max(every/2, writerStuckAfter) {
 			if !stuck {
 				s.log.Error("event writer loop stuck; withholding the watchdog ping", "since", age.Round(time.Second))
 				stuck = true

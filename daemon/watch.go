@@ -256,9 +256,10 @@ func (w *watcher) write(ctx context.Context) {
 				}
 			}
 			if err == nil && w.takeOverflow() {
-				// Bounded like the writes: this loop's turns feed the watchdog.
+				// Bounded like the writes, and never waiting for another
+				// reconcile to finish: this loop's turns feed the watchdog.
 				rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-				err = w.reconcile(rctx)
+				err = w.tryReconcile(rctx)
 				cancel()
 				if err != nil {
 					w.setOverflow()

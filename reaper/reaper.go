@@ -165,9 +165,11 @@ func New(cfg Config, d Docker, s Store) (*Reaper, error) {
 	r := &Reaper{cfg: cfg, docker: d, store: s, log: log, failing: map[string]bool{}}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	// A pass never overlaps the one before, and a panic in one is logged,
-	// not fatal.
+	// not fatal. The order matters: SkipIfStillRunning frees its slot only
+	// when the job returns, so the recovery must sit inside it, or one panic
+	// would skip every later pass.
 	cl := cronLogger{log}
-	r.cron = cron.New(cron.WithChain(cron.Recover(cl), cron.SkipIfStillRunning(cl)), cron.WithLogger(cl))
+	r.cron = cron.New(cron.WithChain(cron.SkipIfStillRunning(cl), cron.Recover(cl)), cron.WithLogger(cl))
 	if _, err := r.cron.AddFunc(cfg.Schedule, r.scheduled); err != nil {
 		return nil, fmt.Errorf("--reap-schedule %q: %w", cfg.Schedule, err)
 	}

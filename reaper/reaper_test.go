@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -319,5 +320,38 @@ func TestBadSchedule(t *testing.T) {
 	t.Parallel()
 	if _, err := New(Config{HostID: host, Schedule: "every tuesday"}, &fakeDocker{}, &fakeStore{}); err == nil || !strings.Contains(err.Error(), "--reap-schedule") {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// panickyStore panics on its first listing, then counts the passes.
+type panickyStore struct {
+	fakeStore
+	calls atomic.Int32
+}
+
+func (p *panickyStore) LiveSandboxes(ctx context.Context, host string) ([]Sandbox, error) {
+	if p.calls.Add(1) == 1 {
+		panic("store blew up")
+	}
+	return nil, nil
+}
+
+// TestScheduleSurvivesPanic: a pass that panics is recovered, and the
+// schedule goes on with the next passes.
+func TestScheduleSurvivesPanic(t *testing.T) {
+	t.Parallel()
+	s := &panickyStore{}
+	r, err := New(Config{HostID: host, Schedule: "@every 1s"}, &fakeDocker{}, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Start()
+	defer r.Stop()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.calls.Load() < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d passes after a panic, want the schedule to go on", s.calls.Load())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/sandboxd/sandboxd/internal/testenv"
 	"github.com/sandboxd/sandboxd/store"
@@ -509,5 +511,22 @@ func TestApplyEventsOutOfOrder(t *testing.T) {
 	evs, _ := st.ListEvents(ctx, sb.ID)
 	if len(evs) != 8 { // intent plus the seven events of this sandbox
 		t.Errorf("history holds %d events, want 8", len(evs))
+	}
+}
+
+func TestIsUnavailable(t *testing.T) {
+	t.Parallel()
+	for err, want := range map[error]bool{
+		nil: false,
+		fmt.Errorf("commit: %w", pgconn.ErrConnClosed): true,
+		fmt.Errorf("read: %w", io.ErrUnexpectedEOF):    true,
+		&pgconn.PgError{Code: "57P01"}:                 true, // admin shutdown
+		&pgconn.PgError{Code: "08006"}:                 true, // connection failure
+		&pgconn.PgError{Code: "23505"}:                 false,
+		errors.New("syntax error"):                     false,
+	} {
+		if got := store.IsUnavailable(err); got != want {
+			t.Errorf("IsUnavailable(%v) = %v, want %v", err, got, want)
+		}
 	}
 }
