@@ -40,6 +40,7 @@ type Sandbox struct {
 	RemovedAt          *time.Time        `json:"removed_at"`
 	RemovalReason      *string           `json:"removal_reason"`
 	Error              string            `json:"error,omitempty"`
+	AcquiredFrom       string            `json:"acquired_from"` // "cold": made for its request; "pool": claimed ready
 }
 
 // LimitsRequest asks for limits; an absent field takes the server's default.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -239,7 +240,9 @@ func listFilter(r *http.Request) (store.Filter, error) {
 			return f, invalid(truncate(k, 64), "unknown query parameter; want project_id, state, all or limit")
 		}
 	}
-	// Asking for removed or failed rows by state implies all.
+	// Asking for removed or failed rows by state implies all. Pooled
+	// sandboxes are no one's until claimed: listed only when asked for.
+	f.ExcludePooled = !slices.Contains(f.States, store.Pooled)
 	for _, st := range f.States {
 		if !st.Live() {
 			f.All = true
@@ -373,7 +376,7 @@ func toAPI(sb store.Sandbox) api.Sandbox {
 		Labels:    sb.Labels,
 		CreatedAt: sb.CreatedAt, StartedAt: sb.StartedAt, FinishedAt: sb.FinishedAt, ExpiresAt: sb.ExpiresAt,
 		IdleTimeoutSeconds: int64(sb.IdleTimeout / time.Second), LastActivityAt: sb.LastActivityAt,
-		RemovedAt: sb.RemovedAt, Error: sb.Error,
+		RemovedAt: sb.RemovedAt, Error: sb.Error, AcquiredFrom: sb.AcquiredFrom,
 	}
 	if out.Labels == nil {
 		out.Labels = map[string]string{}

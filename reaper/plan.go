@@ -121,6 +121,9 @@ func (c *Config) ruleFor(now time.Time, sb Sandbox, ct *Container, trustAbsence,
 		}
 		return "", false // gone, or the listing failed: nothing to remove either way
 	}
+	if sb.State == "pooled" {
+		return "", false // the pool's own: it retires its containers itself
+	}
 	switch {
 	case sb.State == "removing":
 		if now.Sub(sb.UpdatedAt) > removingGrace {

@@ -173,6 +173,9 @@ func TestRules(t *testing.T) {
 			inSync: true},
 		{name: "removing cut short", rows: []Sandbox{row("a", "removing", func(sb *Sandbox) { sb.RemovalReason = "released" })},
 			containers: []Container{ctr("c-a", "a", t0.Add(-time.Hour))}, inSync: true, want: []string{"removing a c-a"}},
+		{name: "pooled: the pool's own, not expired", rows: []Sandbox{row("p", "pooled", func(sb *Sandbox) { sb.ExpiresAt = t0.Add(-time.Hour) })},
+			containers: []Container{ctr("c-p", "p", t0.Add(-time.Hour))}, inSync: true},
+		{name: "pooled and vanished", rows: []Sandbox{row("p", "pooled")}, inSync: true, want: []string{"vanished p c-p"}},
 		{name: "removing under way", rows: []Sandbox{row("a", "removing", func(sb *Sandbox) { sb.UpdatedAt = t0.Add(-time.Second) })},
 			containers: []Container{ctr("c-a", "a", t0.Add(-time.Hour))}, inSync: true},
 	} {

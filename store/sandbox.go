@@ -41,15 +41,16 @@ type Sandbox struct {
 	RemovalReason  Reason
 	Error          string
 	UpdatedAt      time.Time
+	AcquiredFrom   string // "cold" or "pool"
 }
 
 // columns is the select list that scanSandbox reads, in its order.
-const columns = `id::text, project_id, host_id, coalesce(container_id, ''), container_name,
+const columns = `id::text, coalesce(project_id, ''), host_id, coalesce(container_id, ''), container_name,
 	image, coalesce(image_id, ''), state, exit_code, oom_killed,
 	memory_bytes, nano_cpus, pids_limit, labels, coalesce(idempotency_key, ''),
 	requested_by_uid, requested_by_pid, created_at, started_at, finished_at,
 	expires_at, idle_timeout_seconds, last_activity_at, last_event_at, removed_at,
-	coalesce(removal_reason, ''), coalesce(error, ''), updated_at`
+	coalesce(removal_reason, ''), coalesce(error, ''), updated_at, acquired_from`
 
 func scanSandbox(row pgx.Row) (Sandbox, error) {
 	var sb Sandbox
@@ -59,7 +60,7 @@ func scanSandbox(row pgx.Row) (Sandbox, error) {
 		&sb.MemoryBytes, &sb.NanoCPUs, &sb.PidsLimit, &sb.Labels, &sb.IdempotencyKey,
 		&sb.RequestedByUID, &sb.RequestedByPID, &sb.CreatedAt, &sb.StartedAt, &sb.FinishedAt,
 		&sb.ExpiresAt, &idle, &sb.LastActivityAt, &sb.LastEventAt, &sb.RemovedAt,
-		&sb.RemovalReason, &sb.Error, &sb.UpdatedAt)
+		&sb.RemovalReason, &sb.Error, &sb.UpdatedAt, &sb.AcquiredFrom)
 	sb.IdleTimeout = time.Duration(idle) * time.Second
 	return sb, err
 }
@@ -113,18 +114,8 @@ func (s *Store) InsertIntent(ctx context.Context, sb Sandbox, q Quota) (_ Sandbo
 				return fmt.Errorf("look up idempotency key: %w", err)
 			}
 		}
-		var perHost, perProject int
-		err := tx.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE project_id = $2)
-			FROM docker_containers WHERE host_id = $1 AND state NOT IN ('removed', 'failed')`,
-			sb.HostID, sb.ProjectID).Scan(&perHost, &perProject)
-		if err != nil {
-			return fmt.Errorf("count live sandboxes: %w", err)
-		}
-		if q.PerProject > 0 && perProject >= q.PerProject {
-			return &QuotaError{Scope: "project", Limit: q.PerProject}
-		}
-		if q.PerHost > 0 && perHost >= q.PerHost {
-			return &QuotaError{Scope: "host", Limit: q.PerHost}
+		if err := checkQuota(ctx, tx, sb, q); err != nil {
+			return err
 		}
 		row, err := scanSandbox(tx.QueryRow(ctx, `INSERT INTO docker_containers (
 				id, project_id, host_id, container_name, image, state,
@@ -157,6 +148,26 @@ func (s *Store) InsertIntent(ctx context.Context, sb Sandbox, q Quota) (_ Sandbo
 	return sb, existing, nil
 }
 
+// checkQuota counts the live sandboxes of the host and of sb's project
+// (pooled ones are the host's pools, not anyone's quota) under the host's
+// create lock, which the caller holds.
+func checkQuota(ctx context.Context, tx pgx.Tx, sb Sandbox, q Quota) error {
+	var perHost, perProject int
+	err := tx.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE project_id = $2)
+		FROM docker_containers WHERE host_id = $1 AND state NOT IN ('removed', 'failed', 'pooled')`,
+		sb.HostID, sb.ProjectID).Scan(&perHost, &perProject)
+	if err != nil {
+		return fmt.Errorf("count live sandboxes: %w", err)
+	}
+	if q.PerProject > 0 && perProject >= q.PerProject {
+		return &QuotaError{Scope: "project", Limit: q.PerProject}
+	}
+	if q.PerHost > 0 && perHost >= q.PerHost {
+		return &QuotaError{Scope: "host", Limit: q.PerHost}
+	}
+	return nil
+}
+
 func labelsOrEmpty(m map[string]string) map[string]string {
 	if m == nil {
 		return map[string]string{}
@@ -178,11 +189,12 @@ func (s *Store) Get(ctx context.Context, id string) (Sandbox, error) {
 
 // Filter selects sandboxes for List. Zero fields do not filter.
 type Filter struct {
-	ProjectID string
-	HostID    string
-	States    []State
-	All       bool // include removed and failed rows
-	Limit     int  // at most this many rows; 0 means no limit
+	ProjectID     string
+	HostID        string
+	States        []State
+	All           bool // include removed and failed rows
+	ExcludePooled bool // leave out pooled sandboxes (no one's yet)
+	Limit         int  // at most this many rows; 0 means no limit
 }
 
 // List returns the sandboxes that match f, newest first.
@@ -195,6 +207,9 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Sandbox, error) {
 	}
 	if !f.All {
 		where = append(where, `state NOT IN ('removed', 'failed')`)
+	}
+	if f.ExcludePooled {
+		where = append(where, `state <> 'pooled'`)
 	}
 	if f.ProjectID != "" {
 		where = append(where, "project_id = "+arg(f.ProjectID))

@@ -23,10 +23,11 @@ const (
 	Removing   State = "removing"   // sandboxd is stopping and removing it
 	Removed    State = "removed"    // container gone; row kept for history
 	Failed     State = "failed"     // creation failed; any container made was removed
+	Pooled     State = "pooled"     // started ahead of demand; no project until claimed
 )
 
 // States lists every state, in the order of a sandbox's life.
-var States = []State{Creating, Created, Running, Paused, Restarting, Exited, Dead, Removing, Removed, Failed}
+var States = []State{Creating, Created, Running, Paused, Restarting, Exited, Dead, Removing, Removed, Failed, Pooled}
 
 // transitions is the whole state machine: every change of state that any
 // code path writes is checked against it.
@@ -48,8 +49,11 @@ var transitions = map[State][]State{
 	Restarting: {Running, Exited, Dead, Removing, Removed},
 	// An exited container comes back only when someone starts it again
 	// behind sandboxd's back; the table follows the engine.
-	Exited:   {Running, Restarting, Dead, Removing, Removed},
-	Dead:     {Removing, Removed},
+	Exited: {Running, Restarting, Dead, Removing, Removed},
+	Dead:   {Removing, Removed},
+	// A claim turns a pooled sandbox into a running one; a pool container
+	// can also die, be retired or vanish before anyone claims it.
+	Pooled:   {Running, Exited, Dead, Removing, Removed},
 	Removing: {Removed},
 	Removed:  {},
 	Failed:   {},
@@ -104,6 +108,7 @@ const (
 	ReasonVanished Reason = "vanished" // the container was found gone
 	ReasonExternal Reason = "external" // removed by someone else (destroy event)
 	ReasonFailed   Reason = "failed"   // creation failed
+	ReasonRetired  Reason = "retired"  // a pool container the pool replaced or no longer wants
 )
 
 // Source says who recorded an event (docker_container_events.source).

@@ -31,6 +31,9 @@ var allowed = map[[2]store.State]bool{
 	{"dead", "removing"}: true, {"dead", "removed"}: true,
 
 	{"removing", "removed"}: true,
+
+	{"pooled", "running"}: true, {"pooled", "exited"}: true, {"pooled", "dead"}: true,
+	{"pooled", "removing"}: true, {"pooled", "removed"}: true,
 }
 
 func isAllowed(from, to store.State) bool { return from == to || allowed[[2]store.State{from, to}] }

@@ -93,14 +93,24 @@ func TestTransitions(t *testing.T) {
 	t.Parallel()
 	st, _ := testenv.Store(t)
 	ctx := context.Background()
-	clk := &clock{t: time.Now()}
+	clk := &clock{t: time.Now().Add(time.Hour)} // after the rows' own insert times
 	for _, from := range store.States {
 		for _, to := range store.States {
 			if from == to {
 				continue
 			}
-			sb := insert(t, st, newSandbox("transitions"))
+			sb := newSandbox("transitions")
 			cid := containerID(sb.ID)
+			if from == store.Pooled {
+				// Pool sandboxes start pooled, their container already running.
+				sb.ContainerID = cid
+				var err error
+				if sb, err = st.InsertPooled(ctx, sb); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				sb = insert(t, st, sb)
+			}
 			for _, s := range pathTo(from) {
 				if _, err := st.Transition(ctx, sb.ID, change(s, clk.next(), cid)); err != nil {
 					t.Fatalf("drive %s to %s: %v", sb.ID, s, err)

@@ -55,28 +55,28 @@ func TestValidate(t *testing.T) {
 		"unindexed foreign key": {
 			up:   `CREATE TABLE sandbox_notes (id bigint PRIMARY KEY, sandbox_id uuid REFERENCES docker_containers (id));`,
 			down: `DROP TABLE sandbox_notes;`,
-			want: []string{"migration 000002_broken", "foreign keys indexed", "sandbox_notes(sandbox_id)"},
+			want: []string{"migration 000099_broken", "foreign keys indexed", "sandbox_notes(sandbox_id)"},
 		},
 		"down leaves a table": {
 			up:   `CREATE TABLE leftovers (id bigint PRIMARY KEY);`,
 			down: `SELECT 1;`,
-			want: []string{"migration 000002_broken", "down reverses up", "relation leftovers"},
+			want: []string{"migration 000099_broken", "down reverses up", "relation leftovers"},
 		},
 		"down drops too much": {
 			up:   `ALTER TABLE docker_containers ADD COLUMN note text;`,
 			down: `ALTER TABLE docker_containers DROP COLUMN note; DROP INDEX docker_containers_created;`,
-			want: []string{"migration 000002_broken", "down reverses up", "missing: index"},
+			want: []string{"migration 000099_broken", "down reverses up", "missing: index"},
 		},
 		"up fails": {
 			up:   `CREATE TABLE broken (id bigint PRIMARY KEY, sandbox_id uuid REFERENCES no_such_table (id));`,
 			down: `DROP TABLE broken;`,
-			want: []string{"migration 000002_broken", "up", "no_such_table"},
+			want: []string{"migration 000099_broken", "up", "no_such_table"},
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			var out bytes.Buffer
-			err := store.Validate(ctx, testenv.AdminURL(), withMigration(t, "000002_broken", tc.up, tc.down), &out)
+			err := store.Validate(ctx, testenv.AdminURL(), withMigration(t, "000099_broken", tc.up, tc.down), &out)
 			if err == nil {
 				t.Fatalf("Validate passed a broken migration:\n%s", &out)
 			}

@@ -45,16 +45,16 @@ func TestMigrateValidateCommand(t *testing.T) {
 		}
 		os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o644)
 	}
-	os.WriteFile(filepath.Join(dir, "000002_notes.up.sql"),
+	os.WriteFile(filepath.Join(dir, "000099_notes.up.sql"),
 		[]byte(`CREATE TABLE notes (id bigint PRIMARY KEY, sandbox_id uuid REFERENCES docker_containers (id));`), 0o644)
-	os.WriteFile(filepath.Join(dir, "000002_notes.down.sql"), []byte(`DROP TABLE notes;`), 0o644)
+	os.WriteFile(filepath.Join(dir, "000099_notes.down.sql"), []byte(`DROP TABLE notes;`), 0o644)
 
 	cmd := exec.Command(bin, "migrate", "validate", "--dir", dir, "--database-url", testenv.AdminURL())
 	out, err = cmd.CombinedOutput()
 	if cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != 1 {
 		t.Fatalf("validate on a broken copy: %v, want exit status 1\n%s", err, out)
 	}
-	for _, want := range []string{"migration 000002_notes", "foreign key columns without an index: notes(sandbox_id)"} {
+	for _, want := range []string{"migration 000099_notes", "foreign key columns without an index: notes(sandbox_id)"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("output does not say %q:\n%s", want, out)
 		}
