@@ -68,6 +68,9 @@ type Config struct {
 
 	MetricsAddr string // TCP address serving /metrics; empty: only on the socket
 
+	Pools      map[string]int // image -> sandboxes kept started ahead
+	PoolMaxAge time.Duration  // pool containers older than this are replaced
+
 	Version string
 	Logger  *slog.Logger
 }
@@ -138,6 +141,7 @@ func (c Config) withDefaults() (Config, error) {
 	c.ExitedGrace = cmp.Or(c.ExitedGrace, reaper.DefaultExitedGrace)
 	c.OrphanGrace = cmp.Or(c.OrphanGrace, reaper.DefaultOrphanGrace)
 	c.Retention = cmp.Or(c.Retention, reaper.DefaultRetention)
+	c.PoolMaxAge = cmp.Or(c.PoolMaxAge, DefaultPoolMaxAge)
 	c.Version = cmp.Or(c.Version, "dev")
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -199,6 +203,14 @@ func (c Config) check() error {
 		"resync-interval": c.ResyncInterval, "exited-grace": c.ExitedGrace, "orphan-grace": c.OrphanGrace, "retention": c.Retention} {
 		if d <= 0 {
 			bad(flag, "must be positive, got %s", d)
+		}
+	}
+	for img, n := range c.Pools {
+		if !c.imageAllowed(img) {
+			bad("pool", "image %q is not allowed by --allow-image", img)
+		}
+		if n < 1 || n > 256 {
+			bad("pool", "%s=%d: want between 1 and 256 sandboxes", img, n)
 		}
 	}
 	if c.ReapConcurrency < 1 {

@@ -99,6 +99,24 @@ type daemonProc struct {
 // when set, names the crash point where it will kill itself.
 func runDaemon(t *testing.T, bin string, args []string, crashAt string) *daemonProc {
 	t.Helper()
+	p := runDaemonNoWait(t, bin, args, crashAt)
+	sock := args[2]
+	c := &client.Client{Socket: sock}
+	testenv.Eventually(t, 30*time.Second, "the daemon answers", func() bool {
+		select {
+		case <-p.done:
+			t.Fatalf("daemon exited at start-up:\n%s", p.log)
+		default:
+		}
+		_, err := c.Health(context.Background())
+		return err == nil
+	})
+	return p
+}
+
+// runDaemonNoWait starts the daemon binary.
+func runDaemonNoWait(t *testing.T, bin string, args []string, crashAt string) *daemonProc {
+	t.Helper()
 	p := &daemonProc{cmd: exec.Command(bin, args...), log: &testenv.Buffer{}, done: make(chan struct{})}
 	p.cmd.Env = append(os.Environ(), "SANDBOXD_CRASH_AT="+crashAt)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
@@ -112,17 +130,6 @@ func runDaemon(t *testing.T, bin string, args []string, crashAt string) *daemonP
 		if t.Failed() {
 			t.Logf("daemon log (crash at %q):\n%s", crashAt, p.log)
 		}
-	})
-	sock := args[2]
-	c := &client.Client{Socket: sock}
-	testenv.Eventually(t, 30*time.Second, "the daemon answers", func() bool {
-		select {
-		case <-p.done:
-			t.Fatalf("daemon exited at start-up:\n%s", p.log)
-		default:
-		}
-		_, err := c.Health(context.Background())
-		return err == nil
 	})
 	return p
 }

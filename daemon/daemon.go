@@ -49,6 +49,7 @@ func Run(ctx context.Context, cfg Config, ready func()) error {
 
 	met := newMetrics(cfg.Version, st, cfg.HostID)
 	m := &manager{cfg: cfg, st: st, docker: docker, log: log, metrics: met}
+	m.pools = newPools(m)
 	w := newWatcher(m, time.Now())
 	m.events = w
 	rp, err := reaper.New(reaper.Config{HostID: cfg.HostID, Schedule: cfg.ReapSchedule, DryRun: cfg.ReapDryRun,
@@ -115,6 +116,18 @@ func Run(ctx context.Context, cfg Config, ready func()) error {
 	}
 	rp.Start()
 	defer rp.Stop() // waits for a pass under way
+	if len(cfg.Pools) > 0 {
+		poolCtx, stopPools := context.WithCancel(context.WithoutCancel(ctx))
+		pooled := make(chan struct{})
+		go func() {
+			defer close(pooled)
+			m.pools.Run(poolCtx)
+		}()
+		defer func() {
+			stopPools()
+			<-pooled
+		}()
+	}
 
 	sd := startSystemd(m, log)
 	defer sd.stop()

@@ -30,6 +30,10 @@ type metrics struct {
 	streamUp       prometheus.Gauge
 	requests       *prometheus.CounterVec
 	requestLatency *prometheus.HistogramVec
+	poolReady      *prometheus.GaugeVec
+	poolClaims     *prometheus.CounterVec
+	poolMisses     *prometheus.CounterVec
+	poolRefill     prometheus.Histogram
 }
 
 func newMetrics(version string, st *store.Store, host string) *metrics {
@@ -57,6 +61,16 @@ func newMetrics(version string, st *store.Store, host string) *metrics {
 		requestLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sandboxd_api_request_duration_seconds",
 			Help: "API request latency, by route.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}, []string{"route"}),
 	}
+	// Pool metrics are labelled by image: a closed set, from --pool.
+	m.poolReady = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sandboxd_pool_ready",
+		Help: "Pooled sandboxes ready to be claimed, by image."}, []string{"image"})
+	m.poolClaims = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sandboxd_pool_claims_total",
+		Help: "Creates served from a pool, by image."}, []string{"image"})
+	m.poolMisses = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sandboxd_pool_misses_total",
+		Help: "Creates a pool could have served but found empty, by image."}, []string{"image"})
+	m.poolRefill = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sandboxd_pool_refill_duration_seconds",
+		Help: "Time to start one pool sandbox.", Buckets: prometheus.ExponentialBuckets(0.025, 2, 10)})
+	reg.MustRegister(m.poolReady, m.poolClaims, m.poolMisses, m.poolRefill)
 	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "sandboxd_build_info", Help: "Build information; always 1.",
 		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()}})
 	build.Set(1)

@@ -118,6 +118,8 @@ func (m *manager) reconcileRow(ctx context.Context, at time.Time, row store.Sand
 		change.To, change.Reason = store.Removed, store.ReasonVanished
 	case row.State == store.Removing:
 		return nil // a removal under way, or cut short: the reaper finishes it
+	case row.State == store.Pooled && c.State == "running":
+		return nil // ready in its pool
 	default:
 		want, known := engineStates[c.State]
 		if !known || (want == row.State && row.ContainerID != "") {

@@ -33,6 +33,7 @@ type manager struct {
 	reaper  *reaper.Reaper
 	metrics *metrics
 	images  imageCache
+	pools   *pools
 }
 
 func (m *manager) logWith(sb store.Sandbox) *slog.Logger {
@@ -63,6 +64,15 @@ func (m *manager) create(ctx context.Context, req api.CreateRequest, caller peer
 		Image: sp.Image, MemoryBytes: sp.MemoryBytes, NanoCPUs: sp.NanoCPUs, PidsLimit: sp.Pids,
 		Labels: sp.Labels, IdempotencyKey: sp.IdempotencyKey, RequestedByUID: &uid, RequestedByPID: &pid,
 		ExpiresAt: time.Now().Add(sp.TTL), IdleTimeout: sp.IdleTimeout,
+	}
+	if m.cfg.poolable(sp, req.Cmd != nil, len(req.Env) > 0, req.Workdir != "") {
+		sb, created, ok, err := m.claim(ctx, intent, sp)
+		if ok || err != nil {
+			if created {
+				m.metrics.createLatency.Observe(time.Since(began).Seconds())
+			}
+			return sb, created, err
+		}
 	}
 	quota := store.Quota{PerProject: m.cfg.MaxPerProject, PerHost: m.cfg.MaxSandboxes}
 	for attempt := 0; ; attempt++ {

@@ -87,6 +87,21 @@ func serveFlags(c *daemon.Config) (fs *flag.FlagSet, mode, logFormat, logLevel *
 	fs.DurationVar(&c.MaxExecTimeout, "max-exec-timeout", daemon.DefaultMaxExecTimeout, "longest timeout an exec may ask for")
 	sizeVar(fs, &c.MaxUploadBytes, "max-upload-bytes", daemon.DefaultMaxUploadBytes, "largest file upload (tar) accepted")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "TCP address to serve /metrics on, e.g. 127.0.0.1:9464 (default: only on the socket)")
+	fs.Func("pool", "keep N started sandboxes of IMAGE ready to claim, as IMAGE=N (repeatable, or a comma list)", func(s string) error {
+		for _, kv := range strings.Split(s, ",") {
+			img, n, ok := strings.Cut(strings.TrimSpace(kv), "=")
+			count, err := strconv.Atoi(n)
+			if !ok || img == "" || err != nil || count < 1 {
+				return fmt.Errorf("want IMAGE=N with N at least 1, got %q", kv)
+			}
+			if c.Pools == nil {
+				c.Pools = map[string]int{}
+			}
+			c.Pools[img] = count
+		}
+		return nil
+	})
+	fs.DurationVar(&c.PoolMaxAge, "pool-max-age", daemon.DefaultPoolMaxAge, "pool sandboxes older than this are replaced")
 	logFormat = fs.String("log-format", "json", "log format: json or text")
 	logLevel = fs.String("log-level", "info", "log level: debug, info, warn or error")
 
