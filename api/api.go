@@ -129,6 +129,20 @@ type ReapResponse struct {
 	Actions []ReapAction `json:"actions"`
 }
 
+// Pool is one warm pool, in the answer to GET /v1/pools.
+type Pool struct {
+	Image  string `json:"image"`
+	Target int    `json:"target"` // sandboxes kept ready (--pool IMAGE=N)
+	Ready  int    `json:"ready"`  // pooled now
+	Claims int64  `json:"claims"` // creates it served since the daemon started
+	Misses int64  `json:"misses"` // creates it could have served but found empty
+}
+
+// PoolsResponse is the body of GET /v1/pools.
+type PoolsResponse struct {
+	Pools []Pool `json:"pools"`
+}
+
 // Health is the body of GET /v1/health. Each dependency field is "ok" or
 // the error that dependency gave.
 type Health struct {

@@ -272,6 +272,13 @@ func (c *Client) Events(ctx context.Context, id string) ([]api.Event, error) {
 	return out.Events, err
 }
 
+// Pools returns the daemon's warm pools.
+func (c *Client) Pools(ctx context.Context) ([]api.Pool, error) {
+	var out api.PoolsResponse
+	_, err := c.do(ctx, http.MethodGet, "/v1/pools", nil, nil, "", &out)
+	return out.Pools, err
+}
+
 // Reap runs a reaper pass now and returns what it did; with dryRun it only
 // says what it would do.
 func (c *Client) Reap(ctx context.Context, dryRun bool) (api.ReapResponse, error) {

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/sandboxd/sandboxd/reaper"
 	"github.com/sandboxd/sandboxd/store"
@@ -84,6 +85,18 @@ func newMetrics(version string, st *store.Store, host string) *metrics {
 // handler serves /metrics.
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// poolCounts reads a pool's claims and misses back from its counters.
+func (m *metrics) poolCounts(image string) (claims, misses int64) {
+	read := func(c prometheus.Counter) int64 {
+		var d dto.Metric
+		if c.Write(&d) != nil || d.Counter == nil {
+			return 0
+		}
+		return int64(d.Counter.GetValue())
+	}
+	return read(m.poolClaims.WithLabelValues(image)), read(m.poolMisses.WithLabelValues(image))
 }
 
 // observePass records a reaper pass.

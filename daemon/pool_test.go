@@ -62,8 +62,12 @@ func TestPoolClaim(t *testing.T) {
 			t.Errorf("pooled sandbox %s listed", s.ID)
 		}
 	}
-	// The pool refills after the claim.
+	// The pool refills after the claim, and says how it served.
 	e.poolReady(t, 2)
+	pools, err := e.c.Pools(ctx)
+	if err != nil || len(pools) != 1 || pools[0].Image != testenv.Image || pools[0].Target != 2 || pools[0].Claims != 1 || pools[0].Misses != 0 {
+		t.Errorf("pools = %+v, %v; want one claim and no miss", pools, err)
+	}
 }
 
 // TestPoolConcurrentClaims: 50 creates at once against a pool of 10 never

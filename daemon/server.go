@@ -39,6 +39,7 @@ func (s *server) handler() http.Handler {
 	mux.HandleFunc("GET /v1/sandboxes/{id}/files", s.withID(s.getFiles))
 	mux.HandleFunc("GET /v1/sandboxes/{id}/events", s.withID(s.events))
 	mux.HandleFunc("POST /v1/reaper/run", s.reap)
+	mux.HandleFunc("GET /v1/pools", s.pools)
 	mux.Handle("GET /metrics", s.m.metrics.handler())
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, &apiError{http.StatusNotFound, api.CodeNotFound,
@@ -364,6 +365,21 @@ func (s *server) reap(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeError(w, r, s.log, err)
+}
+
+func (s *server) pools(w http.ResponseWriter, r *http.Request) {
+	counts, err := s.m.st.CountPooled(r.Context(), s.cfg.HostID)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	out := api.PoolsResponse{Pools: []api.Pool{}}
+	for image, target := range s.cfg.Pools {
+		claims, misses := s.m.metrics.poolCounts(image)
+		out.Pools = append(out.Pools, api.Pool{Image: image, Target: target, Ready: counts[image], Claims: claims, Misses: misses})
+	}
+	slices.SortFunc(out.Pools, func(a, b api.Pool) int { return strings.Compare(a.Image, b.Image) })
+	writeJSON(w, http.StatusOK, out)
 }
 
 // toAPI turns a row into the wire form of a sandbox.

@@ -42,6 +42,7 @@ commands:
   rm ID...                  stop and remove sandboxes
   events ID                 print a sandbox's history
   reap [--dry-run]          run a reaper pass now and print what it did
+  pool                      show the warm pools: target, ready, hit rate
   health                    print the daemon's health; exits 1 when degraded
   version                   print sandboxctl's version
   help                      print this text
@@ -75,6 +76,7 @@ var commands = map[string]func(*cli, context.Context, []string) error{
 	"extend":  (*cli).extend,
 	"rm":      (*cli).rm,
 	"reap":    (*cli).reap,
+	"pool":    (*cli).pool,
 	"events":  (*cli).events,
 	"health":  (*cli).health,
 	"version": (*cli).version,

@@ -83,7 +83,7 @@ func cannedSandboxes(now time.Time) []api.Sandbox {
 	idle := "expired"
 	removedAt := now.Add(-time.Minute)
 	return []api.Sandbox{
-		{ID: "0b7c6f1e-4a8e-4d2b-9c3a-1f2e3d4c5b6a", ProjectID: "proj-a", Image: "busybox:latest", State: "running",
+		{ID: "0b7c6f1e-4a8e-4d2b-9c3a-1f2e3d4c5b6a", ProjectID: "proj-a", Image: "busybox:latest", State: "running", AcquiredFrom: "pool",
 			CreatedAt: now.Add(-3*time.Minute - 10*time.Second), ExpiresAt: now.Add(4*time.Minute + 12*time.Second)},
 		{ID: "0b7c99aa-0000-4000-8000-000000000001", ProjectID: "proj-b", Image: "python:3.13", State: "exited",
 			CreatedAt: now.Add(-2*time.Hour - 5*time.Minute), ExpiresAt: now.Add(-time.Second)},
@@ -101,10 +101,10 @@ func TestPsTable(t *testing.T) {
 	if err := c.ps(context.Background(), []string{"--all", "--project", "proj-a", "--state", "running,removed"}); err != nil {
 		t.Fatalf("ps: %v", err)
 	}
-	want := `SANDBOX ID     PROJECT   STATE     IMAGE            CREATED   EXPIRES    REASON
-0b7c6f1e-4a8   proj-a    running   busybox:latest   3m ago    in 4m12s   -
-0b7c99aa-000   proj-b    exited    python:3.13      2h ago    expired    -
-f00dbabe-111   proj-a    removed   busybox:latest   2d ago    -          expired
+	want := `SANDBOX ID     PROJECT   STATE     IMAGE            CREATED   EXPIRES    REASON    FROM
+0b7c6f1e-4a8   proj-a    running   busybox:latest   3m ago    in 4m12s   -         pool
+0b7c99aa-000   proj-b    exited    python:3.13      2h ago    expired    -         cold
+f00dbabe-111   proj-a    removed   busybox:latest   2d ago    -          expired   cold
 `
 	if stdout.String() != want {
 		t.Errorf("ps table:\n%s\nwant:\n%s", stdout.String(), want)

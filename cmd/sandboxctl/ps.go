@@ -42,10 +42,14 @@ func (c *cli) ps(ctx context.Context, args []string) error {
 func (c *cli) printSandboxes(list []api.Sandbox) error {
 	now := c.now()
 	tw := c.newTable()
-	fmt.Fprintln(tw, "SANDBOX ID\tPROJECT\tSTATE\tIMAGE\tCREATED\tEXPIRES\tREASON")
+	fmt.Fprintln(tw, "SANDBOX ID\tPROJECT\tSTATE\tIMAGE\tCREATED\tEXPIRES\tREASON\tFROM")
 	for _, sb := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", shortID(sb.ID), sb.ProjectID, sb.State,
-			sb.Image, formatAge(now.Sub(sb.CreatedAt)), expires(sb, now), reason(sb))
+		from := sb.AcquiredFrom
+		if from == "" {
+			from = "cold"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", shortID(sb.ID), dash(sb.ProjectID), sb.State,
+			sb.Image, formatAge(now.Sub(sb.CreatedAt)), expires(sb, now), reason(sb), from)
 	}
 	return tw.Flush()
 }

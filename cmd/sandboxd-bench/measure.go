@@ -23,7 +23,7 @@ func run(ctx context.Context, c config) ([]result, error) {
 		return nil, err
 	}
 	var rs []result
-	steps := []func(context.Context) ([]result, error){b.latency, b.scale, b.reapThroughput, b.eventLag, b.idle}
+	steps := []func(context.Context) ([]result, error){b.latency, b.scale, b.reapThroughput, b.eventLag, b.idle, b.warm}
 	if c.only == "load" {
 		steps = []func(context.Context) ([]result, error){b.load}
 	}
