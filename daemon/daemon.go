@@ -116,18 +116,18 @@ func Run(ctx context.Context, cfg Config, ready func()) error {
 	}
 	rp.Start()
 	defer rp.Stop() // waits for a pass under way
-	if len(cfg.Pools) > 0 {
-		poolCtx, stopPools := context.WithCancel(context.WithoutCancel(ctx))
-		pooled := make(chan struct{})
-		go func() {
-			defer close(pooled)
-			m.pools.Run(poolCtx)
-		}()
-		defer func() {
-			stopPools()
-			<-pooled
-		}()
-	}
+	// The pools run even with none configured: they retire what pools of
+	// an earlier configuration left behind.
+	poolCtx, stopPools := context.WithCancel(context.WithoutCancel(ctx))
+	pooled := make(chan struct{})
+	go func() {
+		defer close(pooled)
+		m.pools.Run(poolCtx)
+	}()
+	defer func() {
+		stopPools()
+		<-pooled
+	}()
 
 	sd := startSystemd(m, log)
 	defer sd.stop()

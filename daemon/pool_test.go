@@ -139,3 +139,30 @@ func TestPoolCrashMidRefill(t *testing.T) {
 	e.poolReady(t, 2)
 	e.converges(t, 15*time.Second, "after a crash mid-refill")
 }
+
+// TestPoolRetiredWhenUnconfigured: pool sandboxes of an image no longer
+// pooled are retired by a daemon started without that pool.
+func TestPoolRetiredWhenUnconfigured(t *testing.T) {
+	t.Parallel()
+	e := start(t, func(c *daemon.Config) { c.Pools = map[string]int{testenv.Image: 1} })
+	e.poolReady(t, 1)
+	rows, err := e.st.List(context.Background(), store.Filter{HostID: e.cfg.HostID, States: []store.State{store.Pooled}})
+	if err != nil || len(rows) != 1 {
+		t.Fatalf("pooled rows: %d, %v", len(rows), err)
+	}
+	// A second daemon for the same host and database, with no pools.
+	second := e.cfg
+	second.Pools = nil
+	second.Socket += ".2"
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- daemon.Run(ctx, second, nil) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	testenv.Eventually(t, 30*time.Second, "the pool sandbox is retired", func() bool {
+		sb, err := e.st.Get(context.Background(), rows[0].ID)
+		return err == nil && sb.State == store.Removed && sb.RemovalReason == store.ReasonRetired
+	})
+}
