@@ -139,9 +139,8 @@ func (p *pools) retire(ctx context.Context) {
 		if _, pooled := m.cfg.Pools[sb.Image]; pooled && time.Since(sb.CreatedAt) < m.cfg.PoolMaxAge {
 			continue
 		}
-		if _, err := m.st.Transition(ctx, sb.ID, store.Change{To: store.Removing, Reason: store.ReasonRetired,
-			Event: store.Event{Action: "retire", Source: store.SourceAPI}}); err != nil {
-			continue // claimed meanwhile, or changed by an event
+		if _, ok, err := m.st.RetirePooled(ctx, sb.ID); err != nil || !ok {
+			continue // claimed meanwhile, or changed by an event: not the pool's any more
 		}
 		at := time.Now()
 		if err := m.removeContainer(ctx, sb.ContainerID); err != nil {
@@ -172,6 +171,11 @@ func (m *manager) claim(ctx context.Context, intent store.Sandbox, sp createSpec
 		return sb, false, true, err
 	case out == store.Existing:
 		sb, err = m.awaitCreated(ctx, sb)
+		if err == nil && sb.State == store.Failed {
+			// The attempt it waited for failed, which frees the key: this
+			// request makes its own, cold.
+			return sb, false, false, nil
+		}
 		return sb, false, true, err
 	case out == store.NoneReady:
 		m.metrics.poolMisses.WithLabelValues(sp.Image).Inc()

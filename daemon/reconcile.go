@@ -146,6 +146,12 @@ func (m *manager) reconcileRow(ctx context.Context, at time.Time, row store.Sand
 	switch {
 	case errors.Is(err, store.ErrStale):
 		return nil // an event newer than the listing got there first
+	case errors.Is(err, store.ErrInvalidTransition):
+		// The engine shows a state the machine has no way to: say so, and
+		// let the rest of the table converge (one odd row must not keep
+		// the watcher out of sync, or start-up from finishing).
+		m.logWith(row).Warn("reconcile: engine state not reachable from the row's", "from", row.State, "to", change.To, "err", err)
+		return nil
 	case err != nil:
 		return fmt.Errorf("reconcile sandbox %s: %w", row.ID, err)
 	}

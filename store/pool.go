@@ -67,6 +67,8 @@ func (s *Store) ClaimPooled(ctx context.Context, sb Sandbox, q Quota) (Sandbox, 
 				idempotency_key = nullif($5, ''), requested_by_uid = $6, requested_by_pid = $7,
 				expires_at = $8, idle_timeout_seconds = $9, memory_bytes = $10, nano_cpus = $11,
 				pids_limit = $12, last_activity_at = now(), last_event_at = greatest(last_event_at, now()),
+				-- Its life as the request's sandbox starts now (--max-lifetime).
+				created_at = now(),
 				updated_at = now()
 			WHERE id = (SELECT id FROM docker_containers
 				WHERE host_id = $1 AND image = $2 AND state = 'pooled'
@@ -85,10 +87,41 @@ func (s *Store) ClaimPooled(ctx context.Context, sb Sandbox, q Quota) (Sandbox, 
 		return appendEvent(ctx, tx, Event{SandboxID: row.ID, ContainerID: row.ContainerID, Action: "claim",
 			Source: SourceAPI, Attributes: map[string]string{"project": row.ProjectID}})
 	})
+	if isUniqueViolation(err, "docker_containers_idempotency") {
+		// A create on another host (another lock) used the key first.
+		prev, err := scanSandbox(s.pool.QueryRow(ctx, `SELECT `+columns+` FROM docker_containers
+			WHERE project_id = $1 AND idempotency_key = $2 AND state <> 'failed'`, sb.ProjectID, sb.IdempotencyKey))
+		if err != nil {
+			return Sandbox{}, NoneReady, fmt.Errorf("look up idempotency key: %w", err)
+		}
+		return prev, Existing, nil
+	}
 	if err != nil {
 		return Sandbox{}, NoneReady, err
 	}
 	return sb, out, nil
+}
+
+// RetirePooled moves a sandbox that is still pooled to removing with
+// reason retired. ok is false when it is not pooled any more (a claim took
+// it meanwhile): it is then not the pool's to retire.
+func (s *Store) RetirePooled(ctx context.Context, id string) (sb Sandbox, ok bool, err error) {
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		sb, err = scanSandbox(tx.QueryRow(ctx, `UPDATE docker_containers
+			SET state = 'removing', removal_reason = 'retired', last_event_at = greatest(last_event_at, now()), updated_at = now()
+			WHERE id = $1 AND state = 'pooled' RETURNING `+columns, id))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("retire pooled sandbox %s: %w", id, err)
+		}
+		ok = true
+		return appendEvent(ctx, tx, Event{SandboxID: sb.ID, ContainerID: sb.ContainerID, Action: "retire",
+			Source: SourceAPI, Attributes: map[string]string{"reason": string(ReasonRetired)}})
+	})
+	return sb, ok, err
 }
 
 // CountPooled counts the ready sandboxes of each pooled image on host.

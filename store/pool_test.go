@@ -89,6 +89,10 @@ func TestClaimQuotaAndIdempotency(t *testing.T) {
 	if err != nil || out != store.Claimed {
 		t.Fatalf("first claim: %v %v", out, err)
 	}
+	// Retiring it now must not take it from its new owner.
+	if _, ok, err := st.RetirePooled(ctx, first.ID); err != nil || ok {
+		t.Errorf("retire a claimed sandbox: ok=%v err=%v, want refused", ok, err)
+	}
 	again, out, err := st.ClaimPooled(ctx, req, q)
 	if err != nil || out != store.Existing || again.ID != first.ID {
 		t.Errorf("repeated key: %v %v %s", out, err, again.ID)

@@ -149,12 +149,13 @@ func (s *Store) InsertIntent(ctx context.Context, sb Sandbox, q Quota) (_ Sandbo
 }
 
 // checkQuota counts the live sandboxes of the host and of sb's project
-// (pooled ones are the host's pools, not anyone's quota) under the host's
-// create lock, which the caller holds.
+// under the host's create lock, which the caller holds. Pool sandboxes that
+// no one claimed (no project) are the host's pools, not anyone's quota.
 func checkQuota(ctx context.Context, tx pgx.Tx, sb Sandbox, q Quota) error {
 	var perHost, perProject int
 	err := tx.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE project_id = $2)
-		FROM docker_containers WHERE host_id = $1 AND state NOT IN ('removed', 'failed', 'pooled')`,
+		FROM docker_containers
+		WHERE host_id = $1 AND state NOT IN ('removed', 'failed', 'pooled') AND project_id IS NOT NULL`,
 		sb.HostID, sb.ProjectID).Scan(&perHost, &perProject)
 	if err != nil {
 		return fmt.Errorf("count live sandboxes: %w", err)
