@@ -90,6 +90,16 @@ func (l *load) once(ctx context.Context, c *client.Client) error {
 	return err
 }
 
+// progresses waits for round trips to succeed again after a fault.
+func (l *load) progresses(t *testing.T) {
+	t.Helper()
+	testenv.Eventually(t, 30*time.Second, "the load makes progress again", func() bool {
+		before := l.ok.Load()
+		time.Sleep(500 * time.Millisecond)
+		return l.ok.Load() > before
+	})
+}
+
 func (l *load) stop(t *testing.T) {
 	t.Helper()
 	l.cancel()
@@ -149,11 +159,7 @@ func TestFaultDockerdUnderLoad(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	dk.Start()
-	testenv.Eventually(t, 30*time.Second, "the load makes progress again", func() bool {
-		before := l.ok.Load()
-		time.Sleep(500 * time.Millisecond)
-		return l.ok.Load() > before
-	})
+	l.progresses(t)
 	l.stop(t)
 	e.converges(t, 30*time.Second, "after the engine came back")
 	l.noRowLost(t, e.st)
@@ -190,11 +196,7 @@ func TestFaultDatabaseUnderLoad(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	proxy.Heal()
-	testenv.Eventually(t, 30*time.Second, "the load makes progress again", func() bool {
-		before := l.ok.Load()
-		time.Sleep(500 * time.Millisecond)
-		return l.ok.Load() > before
-	})
+	l.progresses(t)
 	l.stop(t)
 	e.converges(t, 30*time.Second, "after the database came back")
 	l.noRowLost(t, e.st)
@@ -304,11 +306,7 @@ func TestFaultKillDaemonUnderLoad(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	runDaemon(t, bin, args, "")
-	testenv.Eventually(t, 30*time.Second, "the load makes progress again", func() bool {
-		before := l.ok.Load()
-		time.Sleep(500 * time.Millisecond)
-		return l.ok.Load() > before
-	})
+	l.progresses(t)
 	l.stop(t)
 	e.converges(t, 30*time.Second, "after the restart")
 	l.noRowLost(t, e.st)
