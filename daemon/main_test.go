@@ -94,7 +94,11 @@ func start(t *testing.T, mutate func(*daemon.Config)) *env {
 		t.Cleanup(func() { docker.Close() })
 	}
 	e := &env{cfg: cfg, c: &client.Client{Socket: cfg.Socket}, st: st, docker: docker, dbURL: url}
-	t.Cleanup(func() { testenv.RemoveHostContainers(t, docker, cfg.HostID) })
+	if cfg.DockerHost == "" {
+		// On a private engine the containers go with the engine, which the
+		// test stops and deletes (testenv.StartPrivateDocker).
+		t.Cleanup(func() { testenv.RemoveHostContainers(t, docker, cfg.HostID) })
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
