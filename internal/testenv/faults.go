@@ -7,11 +7,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 )
 
@@ -41,7 +43,9 @@ func StartPrivateDocker(t testing.TB) *PrivateDocker {
 	}
 	p := &PrivateDocker{Host: "unix://" + filepath.Join(dir, "docker.sock"), dir: dir, t: t}
 	t.Cleanup(func() {
+		p.removeAll()
 		p.Stop()
+		unmountUnder(dir)
 		os.RemoveAll(dir)
 	})
 	p.Start()
@@ -61,6 +65,43 @@ func StartPrivateDocker(t testing.TB) *PrivateDocker {
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return p
+}
+
+// removeAll removes every container of a running private engine, so that
+// none outlives it: an engine that stops with containers running can leave
+// their shims and mounts behind.
+func (p *PrivateDocker) removeAll() {
+	if p.cmd == nil {
+		return
+	}
+	cli, err := client.NewClientWithOpts(client.WithHost(p.Host), client.WithAPIVersionNegotiation())
+	if err != nil {
+		return
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	list, err := cli.ContainerList(ctx, container.ListOptions{All: true})
+	if err != nil {
+		return
+	}
+	for _, c := range list {
+		cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
+	}
+}
+
+// unmountUnder detaches what the engine left mounted below dir.
+func unmountUnder(dir string) {
+	b, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 1 && strings.HasPrefix(f[1], dir+"/") {
+			syscall.Unmount(f[1], syscall.MNT_DETACH)
+		}
+	}
 }
 
 // Client returns a client of the private engine, closed when the test ends.
