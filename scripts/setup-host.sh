@@ -53,9 +53,24 @@ if ! docker_ok >/dev/null 2>&1; then
   if [ -n "${DOCKER_HOST:-}" ]; then
     log "DOCKER_HOST=$DOCKER_HOST does not answer"; exit 1
   fi
-  log "starting dockerd (log: $STATE/dockerd.log)"
-  nohup dockerd >"$STATE/dockerd.log" 2>&1 </dev/null &
-  wait_for 60 dockerd docker_ok || { tail -30 "$STATE/dockerd.log"; exit 1; }
+  # An engine killed without a shutdown leaves pid files behind; with no
+  # engine running they are stale, and a reused pid would stop the new one.
+  # An engine still exiting holds them a moment longer: try again.
+  for try in 1 2 3; do
+    if ! pgrep -x dockerd >/dev/null; then
+      rm -f /var/run/docker.pid
+      pgrep -x containerd >/dev/null || rm -f /var/run/docker/containerd/containerd.pid
+    fi
+    log "starting dockerd (log: $STATE/dockerd.log)"
+    nohup dockerd >"$STATE/dockerd.log" 2>&1 </dev/null &
+    pid=$!
+    # Up as soon as it answers; a try ends early if dockerd exits.
+    deadline=$((SECONDS + 60))
+    until docker_ok >/dev/null 2>&1 || ! kill -0 "$pid" 2>/dev/null || [ $SECONDS -ge $deadline ]; do sleep 0.2; done
+    docker_ok >/dev/null 2>&1 && break
+    if [ "$try" = 3 ]; then log "dockerd did not come up"; tail -30 "$STATE/dockerd.log"; exit 1; fi
+    sleep 2
+  done
 fi
 log "docker engine $(docker_ok)"
 
@@ -69,7 +84,19 @@ if ! pg_ok; then
     pg_createcluster "$ver" "$cluster" >/dev/null
   fi
   log "starting PostgreSQL $ver/$cluster"
-  pg_ctlcluster --skip-systemctl-redirect "$ver" "$cluster" start
+  # A server killed without a shutdown leaves its lock files; the new one
+  # refuses them while their pid still names a process (a zombie not yet
+  # reaped, or a pid reused). With no postgres process running they are
+  # stale: remove them and try again.
+  for try in 1 2 3 4 5; do
+    pg_ctlcluster --skip-systemctl-redirect "$ver" "$cluster" start 2>"$STATE/pg-start.log" && break
+    if [ "$try" = 5 ]; then cat "$STATE/pg-start.log"; exit 1; fi
+    if ! pgrep -u postgres -x postgres >/dev/null; then
+      log "removing stale PostgreSQL lock files"
+      rm -f /var/run/postgresql/.s.PGSQL.*.lock "/var/lib/postgresql/$ver/$cluster/postmaster.pid"
+    fi
+    sleep 1
+  done
   wait_for 60 postgresql pg_ok
 fi
 me=$(id -un)
