@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,10 +24,7 @@ import (
 func TestCrashDuringCreate(t *testing.T) {
 	t.Parallel()
 	docker := testenv.Docker(t)
-	bin := filepath.Join(t.TempDir(), "sandboxd")
-	if out, err := exec.Command("go", "build", "-tags", "sandboxd_crashpoints", "-o", bin, "../cmd/sandboxd").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildDaemon(t, "sandboxd_crashpoints")
 	for point, want := range map[string]store.State{
 		"after-intent": store.Failed,  // no container was made: the create failed
 		"after-create": store.Created, // a container exists, never started
@@ -87,6 +85,21 @@ func TestCrashDuringCreate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// buildDaemon builds the daemon binary, with the given build tags, into a
+// temporary folder.
+func buildDaemon(t *testing.T, tags ...string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "sandboxd")
+	args := []string{"build", "-o", bin}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
+	if out, err := exec.Command("go", append(args, "../cmd/sandboxd")...).CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
 }
 
 type daemonProc struct {

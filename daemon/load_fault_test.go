@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -279,10 +278,7 @@ func TestFaultKillDaemonUnderLoad(t *testing.T) {
 	t.Parallel()
 	clients, outage := faultScale()
 	docker := testenv.Docker(t)
-	bin := filepath.Join(t.TempDir(), "sandboxd")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/sandboxd").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildDaemon(t)
 	st, dbURL := testenv.Store(t)
 	sock := filepath.Join(t.TempDir(), "s.sock")
 	e := &env{cfg: daemon.Config{HostID: "test-kill-" + testenv.RandomHex(4), Socket: sock},

@@ -2,7 +2,6 @@ package daemon_test
 
 import (
 	"context"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -119,10 +118,7 @@ func TestPoolConcurrentClaims(t *testing.T) {
 func TestPoolCrashMidRefill(t *testing.T) {
 	t.Parallel()
 	docker := testenv.Docker(t)
-	bin := filepath.Join(t.TempDir(), "sandboxd")
-	if out, err := exec.Command("go", "build", "-tags", "sandboxd_crashpoints", "-o", bin, "../cmd/sandboxd").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildDaemon(t, "sandboxd_crashpoints")
 	st, dbURL := testenv.Store(t)
 	sock := filepath.Join(t.TempDir(), "s.sock")
 	e := &env{cfg: daemon.Config{HostID: "test-pool-" + testenv.RandomHex(4), Socket: sock},
