@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -45,6 +46,7 @@ func StartPrivateDocker(t testing.TB) *PrivateDocker {
 	t.Cleanup(func() {
 		p.removeAll()
 		p.Stop()
+		killStrays(dir)
 		unmountUnder(dir)
 		os.RemoveAll(dir)
 	})
@@ -87,6 +89,39 @@ func (p *PrivateDocker) removeAll() {
 	}
 	for _, c := range list {
 		cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
+	}
+}
+
+// killStrays kills what an engine stopped mid-test can leave running: the
+// containerd shims that name dir in their command line, and the container
+// processes below them.
+func killStrays(dir string) {
+	children := map[int][]int{}
+	var roots []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if stat, err := os.ReadFile("/proc/" + e.Name() + "/stat"); err == nil {
+			s := string(stat)
+			if i := strings.LastIndexByte(s, ')'); i > 0 {
+				if f := strings.Fields(s[i+1:]); len(f) > 1 {
+					ppid, _ := strconv.Atoi(f[1])
+					children[ppid] = append(children[ppid], pid)
+				}
+			}
+		}
+		if cmd, err := os.ReadFile("/proc/" + e.Name() + "/cmdline"); err == nil && strings.Contains(string(cmd), dir) {
+			roots = append(roots, pid)
+		}
+	}
+	for i := 0; i < len(roots); i++ {
+		roots = append(roots, children[roots[i]]...)
+	}
+	for i := len(roots) - 1; i >= 0; i-- {
+		syscall.Kill(roots[i], syscall.SIGKILL)
 	}
 }
 
