@@ -37,6 +37,11 @@ var (
 // Store is the PostgreSQL record of sandboxes. It is safe for concurrent use.
 type Store struct {
 	pool *pgxpool.Pool
+	// async holds connections whose commits do not wait for the disk
+	// (synchronous_commit off), for writes a reconcile can rebuild from the
+	// engine. A session setting saves each such write the round trips of a
+	// transaction block around SET LOCAL.
+	async *pgxpool.Pool
 }
 
 // Open connects to the database at url. It does not migrate; see Migrate.
@@ -52,11 +57,21 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open database pool: %w", err)
 	}
-	return &Store{pool: pool}, nil
+	acfg := cfg.Copy()
+	acfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	async, err := pgxpool.NewWithConfig(ctx, acfg)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open database pool: %w", err)
+	}
+	return &Store{pool: pool, async: async}, nil
 }
 
 // Close closes every connection; it waits for those in use to be returned.
-func (s *Store) Close() { s.pool.Close() }
+func (s *Store) Close() {
+	s.pool.Close()
+	s.async.Close()
+}
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error {

@@ -50,6 +50,10 @@ type Change struct {
 //   - an error matching ErrInvalidTransition when the state machine refuses
 //     the change; nothing is written then.
 func (s *Store) Transition(ctx context.Context, id string, c Change) (Sandbox, error) {
+	c.At = changeTime(c.At)
+	if out, ok, err := s.transitionFast(ctx, id, c); ok || err != nil {
+		return out, err
+	}
 	var out Sandbox
 	var stale bool
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
@@ -77,14 +81,96 @@ func (s *Store) Transition(ctx context.Context, id string, c Change) (Sandbox, e
 	return out, nil
 }
 
+// changeTime is when a change counts as made. PostgreSQL keeps
+// microseconds (pgx truncates); changes compare at that precision, or a
+// redelivered event would look newer than itself.
+func changeTime(at time.Time) time.Time {
+	if at.IsZero() {
+		at = time.Now()
+	}
+	return at.Round(0).Truncate(time.Microsecond)
+}
+
+// transitionFast applies c in a single statement, one round trip, when the
+// row exists, the state machine allows c from the row's state, and c is
+// newer than the row: what sandboxd's own calls nearly always meet. ok is
+// false, with nothing written, when the row did not qualify; Transition then
+// takes the full path, which finds out why and answers accordingly. The
+// UPDATE's own row lock and its re-check of the WHERE clause against a
+// concurrent writer's version make this as safe as the full path's SELECT
+// FOR UPDATE.
+func (s *Store) transitionFast(ctx context.Context, id string, c Change) (_ Sandbox, ok bool, _ error) {
+	if c.To == "" || c.Event.Source == "" {
+		return Sandbox{}, false, nil
+	}
+	var from []string
+	for _, st := range States {
+		if CheckTransition(st, c.To) == nil {
+			from = append(from, string(st))
+		}
+	}
+	// Entering removing, removed or failed needs a reason, given here or
+	// already on the row; staying in one of them does not.
+	needReason := (c.To == Removed || c.To == Removing || c.To == Failed) && c.Reason == ""
+	ev := c.Event
+	if ev.OccurredAt.IsZero() {
+		ev.OccurredAt = c.At
+	}
+	if ev.Action == "" {
+		ev.Action = string(c.To)
+	}
+	db := s.pool
+	if c.Recoverable {
+		db = s.async
+	}
+	out, err := scanSandbox(db.QueryRow(ctx, `WITH next AS (
+			UPDATE docker_containers SET `+transitionSet+`
+			WHERE id = $1 AND state = ANY($10::text[])
+			  AND (last_event_at IS NULL OR last_event_at < $3)
+			  AND (NOT $11 OR coalesce(removal_reason, '') <> '' OR state = $2)
+			RETURNING *
+		), ev AS (
+			INSERT INTO docker_container_events (sandbox_id, container_id, action, source, occurred_at, attributes)
+			SELECT id, coalesce(nullif($12, ''), container_id), $13, $14, $15, $16 FROM next
+		)
+		SELECT `+columns+` FROM next`,
+		id, c.To, c.At, c.ContainerID, c.ImageID, c.ExitCode, c.OOMKilled, c.Reason, c.Error,
+		from, needReason, ev.ContainerID, ev.Action, ev.Source, ev.OccurredAt, labelsOrEmpty(ev.Attributes)))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Sandbox{}, false, nil
+	}
+	if err != nil {
+		return Sandbox{}, false, fmt.Errorf("update sandbox %s to %s: %w", id, c.To, err)
+	}
+	return out, true, nil
+}
+
+// transitionSet is the row update of a transition to state $2 at time $3,
+// for both paths. Timestamps follow the state entered: started_at on the
+// first start, finished_at when the process ends, removed_at on removal.
+const transitionSet = `
+	state          = $2,
+	last_event_at  = $3,
+	container_id   = coalesce(nullif($4, ''), container_id),
+	image_id       = coalesce(nullif($5, ''), image_id),
+	exit_code      = CASE WHEN $2 IN ('exited', 'dead') THEN coalesce($6, exit_code)
+	                      WHEN $2 IN ('running', 'restarting') THEN NULL
+	                      ELSE exit_code END,
+	oom_killed     = oom_killed OR $7,
+	removal_reason = CASE WHEN $2 IN ('removing', 'removed', 'failed')
+	                      THEN coalesce(removal_reason, nullif($8, ''))
+	                      ELSE removal_reason END,
+	error          = coalesce(nullif($9, ''), error),
+	started_at     = CASE WHEN $2 = 'running' THEN coalesce(started_at, $3) ELSE started_at END,
+	finished_at    = CASE WHEN $2 IN ('exited', 'dead') THEN $3
+	                      WHEN $2 IN ('running', 'restarting') THEN NULL
+	                      ELSE finished_at END,
+	removed_at     = CASE WHEN $2 = 'removed' THEN coalesce(removed_at, $3) ELSE removed_at END,
+	updated_at     = now()`
+
 // transition applies c to cur, which the caller has locked in tx.
 func transition(ctx context.Context, tx pgx.Tx, cur Sandbox, c Change) (_ Sandbox, stale bool, _ error) {
-	if c.At.IsZero() {
-		c.At = time.Now()
-	}
-	// PostgreSQL keeps microseconds (pgx truncates); compare at that
-	// precision, or a redelivered event would look newer than itself.
-	c.At = c.At.Round(0).Truncate(time.Microsecond)
+	c.At = changeTime(c.At)
 	ev := c.Event
 	ev.SandboxID = cur.ID
 	if ev.ContainerID == "" {
@@ -122,27 +208,7 @@ func transition(ctx context.Context, tx pgx.Tx, cur Sandbox, c Change) (_ Sandbo
 		return Sandbox{}, false, fmt.Errorf("sandbox %s: %s needs a reason: %w", cur.ID, c.To, ErrInvalidTransition)
 	}
 
-	// Timestamps follow the state entered: started_at on the first start,
-	// finished_at when the process ends, removed_at on removal.
-	next, err := scanSandbox(tx.QueryRow(ctx, `UPDATE docker_containers SET
-			state          = $2,
-			last_event_at  = $3,
-			container_id   = coalesce(nullif($4, ''), container_id),
-			image_id       = coalesce(nullif($5, ''), image_id),
-			exit_code      = CASE WHEN $2 IN ('exited', 'dead') THEN coalesce($6, exit_code)
-			                      WHEN $2 IN ('running', 'restarting') THEN NULL
-			                      ELSE exit_code END,
-			oom_killed     = oom_killed OR $7,
-			removal_reason = CASE WHEN $2 IN ('removing', 'removed', 'failed')
-			                      THEN coalesce(removal_reason, nullif($8, ''))
-			                      ELSE removal_reason END,
-			error          = coalesce(nullif($9, ''), error),
-			started_at     = CASE WHEN $2 = 'running' THEN coalesce(started_at, $3) ELSE started_at END,
-			finished_at    = CASE WHEN $2 IN ('exited', 'dead') THEN $3
-			                      WHEN $2 IN ('running', 'restarting') THEN NULL
-			                      ELSE finished_at END,
-			removed_at     = CASE WHEN $2 = 'removed' THEN coalesce(removed_at, $3) ELSE removed_at END,
-			updated_at     = now()
+	next, err := scanSandbox(tx.QueryRow(ctx, `UPDATE docker_containers SET `+transitionSet+`
 		WHERE id = $1
 		RETURNING `+columns,
 		cur.ID, c.To, c.At, c.ContainerID, c.ImageID, c.ExitCode, c.OOMKilled, c.Reason, c.Error))
