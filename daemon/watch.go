@@ -368,5 +368,9 @@ func toChange(msg events.Message) store.EventChange {
 	case "destroy":
 		c.To, c.Reason = store.Removed, store.ReasonExternal
 	}
-	return store.EventChange{SandboxID: msg.Actor.Attributes[LabelSandboxID], Change: c}
+	id := msg.Actor.Attributes[LabelSandboxID]
+	if validID(id) != nil {
+		id = "" // a broken or forged label names no row; the event is kept without one
+	}
+	return store.EventChange{SandboxID: id, Change: c}
 }

@@ -32,6 +32,20 @@ func (s *Store) ApplyEvents(ctx context.Context, evs []EventChange) (Applied, er
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		n = Applied{}
 		for _, ev := range evs {
+			if ev.To == "" && !ev.OOMKilled {
+				// An event that changes no row (kill, stop, exec_*): one
+				// statement appends it, to its row when the row matches.
+				known, err := appendObserved(ctx, tx, ev)
+				if err != nil {
+					return err
+				}
+				if known {
+					n.Applied++
+				} else {
+					n.Unknown++
+				}
+				continue
+			}
 			var cur Sandbox
 			err := pgx.ErrNoRows
 			if ev.SandboxID != "" {
@@ -98,4 +112,26 @@ func (s *Store) ApplyEvents(ctx context.Context, evs []EventChange) (Applied, er
 		return nil
 	})
 	return n, err
+}
+
+// appendObserved appends an event that changes no row, attached to the row
+// its label names when that row exists and holds the same container (or
+// none yet), as the full path would; known reports whether it was.
+func appendObserved(ctx context.Context, tx pgx.Tx, ev EventChange) (known bool, _ error) {
+	e := ev.Event
+	if e.OccurredAt.IsZero() {
+		e.OccurredAt = changeTime(ev.At)
+	}
+	err := tx.QueryRow(ctx, `INSERT INTO docker_container_events
+			(sandbox_id, container_id, action, source, occurred_at, attributes)
+		SELECT r.id, coalesce(nullif($3, ''), nullif($2, ''), r.container_id), $4, $5, $6, $7
+		FROM (SELECT 1) AS one
+		LEFT JOIN docker_containers r ON r.id = nullif($1, '')::uuid
+			AND (coalesce(r.container_id, '') = '' OR $2 = '' OR r.container_id = $2)
+		RETURNING sandbox_id IS NOT NULL`,
+		ev.SandboxID, ev.ContainerID, e.ContainerID, e.Action, e.Source, e.OccurredAt, labelsOrEmpty(e.Attributes)).Scan(&known)
+	if err != nil {
+		return false, fmt.Errorf("append event %s for sandbox %s: %w", e.Action, ev.SandboxID, err)
+	}
+	return known, nil
 }

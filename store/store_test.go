@@ -540,3 +540,54 @@ func TestIsUnavailable(t *testing.T) {
 		}
 	}
 }
+
+// TestApplyObservedEvents: events that change no row (kill, stop) join the
+// history of the row their label names only when that row holds the same
+// container; otherwise they are kept without a row.
+func TestApplyObservedEvents(t *testing.T) {
+	t.Parallel()
+	st, _ := testenv.Store(t)
+	ctx := context.Background()
+	sb := insert(t, st, newSandbox("observed"))
+	cid := containerID(sb.ID)
+	if _, err := st.Transition(ctx, sb.ID, store.Change{To: store.Running, ContainerID: cid,
+		Event: store.Event{Action: "start", Source: store.SourceAPI}}); err != nil {
+		t.Fatal(err)
+	}
+	kill := func(sandboxID, container string) store.EventChange {
+		return store.EventChange{SandboxID: sandboxID, Change: store.Change{At: time.Now(), ContainerID: container,
+			Event: store.Event{Action: "kill", Source: store.SourceDocker, Attributes: map[string]string{"signal": "15"}}}}
+	}
+	n, err := st.ApplyEvents(ctx, []store.EventChange{
+		kill(sb.ID, cid), // its own container: joins the row
+		kill(sb.ID, ""),  // no container named: joins the row, with the row's container
+		kill(sb.ID, containerID(uuid.NewString())), // another container: not this row's
+		kill(uuid.NewString(), cid),                // no such row
+		kill("", cid),                              // no label
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (store.Applied{Applied: 2, Unknown: 3}); n != want {
+		t.Errorf("outcome %+v, want %+v", n, want)
+	}
+	evs, err := st.ListEvents(ctx, sb.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kills int
+	for _, e := range evs {
+		if e.Action == "kill" {
+			kills++
+			if e.ContainerID != cid || e.Attributes["signal"] != "15" {
+				t.Errorf("kill event = %+v, want container %s and signal 15", e, cid)
+			}
+		}
+	}
+	if kills != 2 {
+		t.Errorf("history holds %d kill events, want 2", kills)
+	}
+	if got, _ := st.Get(ctx, sb.ID); got.State != store.Running {
+		t.Errorf("row is %s after events that change no row, want running", got.State)
+	}
+}
