@@ -107,9 +107,19 @@ func (p *pools) refill(ctx context.Context, image string) error {
 	cc, hc := m.cfg.containerConfig(id, sp)
 	delete(cc.Labels, LabelProject)
 	cc.Labels[LabelPool] = "true"
-	resp, err := m.docker.ContainerCreate(ctx, cc, hc, nil, nil, containerPrefix+id)
+	// The engine finishes a create even when the request is dropped, so a
+	// shutdown must not cut the call short: the container would exist with
+	// no one knowing its id. The call runs to its end and, if the daemon is
+	// stopping meanwhile, the container is removed at once.
+	callCtx, cancelCall := context.WithTimeout(context.WithoutCancel(ctx), dockerCallTimeout)
+	resp, err := m.docker.ContainerCreate(callCtx, cc, hc, nil, nil, containerPrefix+id)
+	cancelCall()
 	if err != nil {
 		return fmt.Errorf("create pool container: %w", err)
+	}
+	if ctx.Err() != nil {
+		m.removeContainer(context.WithoutCancel(ctx), resp.ID)
+		return ctx.Err()
 	}
 	crashPoint("pool-after-create")
 	if err := m.docker.ContainerStart(ctx, resp.ID, container.StartOptions{}); err != nil {

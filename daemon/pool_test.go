@@ -162,3 +162,34 @@ func TestPoolRetiredWhenUnconfigured(t *testing.T) {
 		return err == nil && sb.State == store.Removed && sb.RemovalReason == store.ReasonRetired
 	})
 }
+
+// TestPoolStopMidRefill: a daemon stopped while it fills its pool leaves
+// behind only containers it recorded; a create under way when it stopped is
+// finished and removed, not dropped with its container still on the engine.
+func TestPoolStopMidRefill(t *testing.T) {
+	t.Parallel()
+	docker := testenv.Docker(t)
+	st, url := testenv.Store(t)
+	cfg := daemon.Config{Socket: filepath.Join(t.TempDir(), "s.sock"), DatabaseURL: url,
+		HostID: "test-poolstop-" + testenv.RandomHex(4), AllowImages: []string{"sandboxd-test/*"},
+		StopTimeout: time.Second, Pools: map[string]int{testenv.Image: 6}}
+	t.Cleanup(func() { testenv.RemoveHostContainers(t, docker, cfg.HostID) })
+	e := &env{cfg: cfg, st: st, docker: docker}
+	for round := range 3 {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- daemon.Run(ctx, cfg, nil) }()
+		// Stop as soon as a refill has made a container: others are under way.
+		before := len(containers(t, docker, cfg.HostID))
+		testenv.Eventually(t, 30*time.Second, "a refill starts", func() bool {
+			return len(containers(t, docker, cfg.HostID)) > before
+		})
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("round %d: daemon stopped with: %v", round, err)
+		}
+		if diff := e.mismatch(t); diff != "" {
+			t.Fatalf("round %d: after the stop the engine and the table differ: %s", round, diff)
+		}
+	}
+}
