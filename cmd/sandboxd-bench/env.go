@@ -224,3 +224,67 @@ func machine(ctx context.Context) map[string]string {
 	}
 	return m
 }
+
+// cpuSample is a moment's CPU counters: the host's busy and total time, and
+// what the daemon and the PostgreSQL server processes have used.
+type cpuSample struct {
+	busy, total      time.Duration
+	daemon, postgres time.Duration
+}
+
+// cpuUse is CPU spent over a window (or several, added up).
+type cpuUse struct {
+	busy, total      time.Duration
+	daemon, postgres time.Duration
+}
+
+func (b *bench) cpu() cpuSample {
+	var s cpuSample
+	if data, err := os.ReadFile("/proc/stat"); err == nil {
+		// cpu  user nice system idle iowait irq softirq steal ...
+		f := strings.Fields(strings.SplitN(string(data), "\n", 2)[0])
+		for i, v := range f[1:] {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			d := time.Duration(n) * time.Second / 100
+			s.total += d
+			if i != 3 && i != 4 { // idle, iowait
+				s.busy += d
+			}
+		}
+	}
+	_, s.daemon, _ = procStat(b.daemon.Process.Pid)
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil && strings.TrimSpace(string(comm)) == "postgres" {
+			_, c, _ := procStat(pid)
+			s.postgres += c
+		}
+	}
+	return s
+}
+
+// since is the use between s0 and s. PostgreSQL's figure counts the server
+// processes alive at the end, so a backend that exited meanwhile is missed
+// (the daemon's pool keeps its connections, so its backends do not exit).
+func (s cpuSample) since(s0 cpuSample) cpuUse {
+	return cpuUse{busy: s.busy - s0.busy, total: s.total - s0.total,
+		daemon: s.daemon - s0.daemon, postgres: max(s.postgres-s0.postgres, 0)}
+}
+
+func (u cpuUse) add(v cpuUse) cpuUse {
+	return cpuUse{busy: u.busy + v.busy, total: u.total + v.total, daemon: u.daemon + v.daemon, postgres: u.postgres + v.postgres}
+}
+
+func (u cpuUse) busyPct() float64 {
+	if u.total == 0 {
+		return 0
+	}
+	return 100 * float64(u.busy) / float64(u.total)
+}
+
+// perContainer spreads d over n containers, in milliseconds.
+func perContainer(d time.Duration, n int) float64 { return ms(d) / float64(n) }

@@ -22,6 +22,7 @@ type config struct {
 	out         string
 	samples     int           // per side, for the latency comparisons
 	reapN       int           // sandboxes for reap throughput
+	reapRounds  int           // rounds of each side of the reap comparison
 	scaleN      int           // live sandboxes for the listing, footprint and start-up figures
 	burst       int           // containers in the event-lag burst
 	removedRows int           // removed rows in the table for the list figure
@@ -39,6 +40,7 @@ func main() {
 	flag.StringVar(&c.out, "out", ".dev/bench.json", "write the results here as JSON")
 	flag.IntVar(&c.samples, "samples", 30, "samples per side for latency comparisons")
 	flag.IntVar(&c.reapN, "reap-n", 200, "expired sandboxes one reaper pass removes")
+	flag.IntVar(&c.reapRounds, "reap-rounds", 3, "rounds of each side of the reap comparison")
 	flag.IntVar(&c.scaleN, "scale-n", 500, "live sandboxes for the listing, footprint and start-up figures")
 	flag.IntVar(&c.burst, "burst", 100, "containers started and killed in the event-lag burst")
 	flag.IntVar(&c.removedRows, "removed-rows", 100000, "removed rows in the table for the list figure")
@@ -48,7 +50,7 @@ func main() {
 	flag.DurationVar(&c.loadDuration, "load-duration", 2*time.Minute, "length of the load test")
 	flag.Parse()
 	if *quick {
-		c.samples, c.reapN, c.scaleN, c.burst, c.removedRows, c.idleWindow = 10, 40, 40, 40, 20000, 10*time.Second
+		c.samples, c.reapN, c.scaleN, c.burst, c.removedRows, c.idleWindow = 25, 40, 40, 40, 20000, 10*time.Second
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
