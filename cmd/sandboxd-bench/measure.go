@@ -12,6 +12,8 @@ import (
 
 	"github.com/sandboxd/sandboxd/api"
 	"github.com/sandboxd/sandboxd/client"
+	"github.com/sandboxd/sandboxd/daemon"
+	"github.com/sandboxd/sandboxd/reaper"
 	"github.com/sandboxd/sandboxd/store"
 )
 
@@ -250,22 +252,30 @@ func (b *bench) reapThroughput(ctx context.Context) ([]result, error) {
 	if err != nil {
 		return nil, err
 	}
-	var reap, rm []float64
+	var reap, rm, raw []float64
 	var reapCPU, rmCPU cpuUse
 	for round := range b.cfg.reapRounds {
-		for side := range 2 {
-			if (round+side)%2 == 0 {
-				t, use, err := b.reapOnce(ctx)
-				if err != nil {
-					return nil, err
-				}
+		// Each round runs the three sides, starting one further along.
+		for i := range 3 {
+			var err error
+			switch (round + i) % 3 {
+			case 0:
+				var t float64
+				var use cpuUse
+				t, use, err = b.reapOnce(ctx)
 				reap, reapCPU = append(reap, t), reapCPU.add(use)
-			} else {
-				t, use, err := b.rmOnce(ctx, cc, hc)
-				if err != nil {
-					return nil, err
-				}
+			case 1:
+				var t float64
+				var use cpuUse
+				t, use, err = b.rmOnce(ctx, cc, hc)
 				rm, rmCPU = append(rm, t), rmCPU.add(use)
+			case 2:
+				var t float64
+				t, err = b.stopRemoveOnce(ctx, cc, hc)
+				raw = append(raw, t)
+			}
+			if err != nil {
+				return nil, err
 			}
 		}
 	}
@@ -280,7 +290,52 @@ func (b *bench) reapThroughput(ctx context.Context) ([]result, error) {
 		perContainer(reapCPU.daemon, k), perContainer(reapCPU.postgres, k),
 		perContainer(rmCPU.daemon, k), perContainer(rmCPU.postgres, k))
 	fmt.Println("reap:", r.Note)
-	return []result{r}, nil
+	// The same contract through the raw API, as many at once as the
+	// reaper: what is left of the ratio is the price of the record.
+	contract := compare(fmt.Sprintf("remove %d expired (one reaper pass)", n),
+		fmt.Sprintf("API stop+rm, %d at once", reaper.DefaultConcurrency), reap, raw, 1.20)
+	return []result{r, contract}, nil
+}
+
+// stopRemoveOnce makes n containers with the sandboxes' settings and stops
+// and removes them through the raw API as the reaper does: SIGTERM with
+// sandboxd's default grace, then removal, reaper.DefaultConcurrency at once.
+func (b *bench) stopRemoveOnce(ctx context.Context, cc *container.Config, hc *container.HostConfig) (float64, error) {
+	ids, err := b.rawMany(ctx, cc, hc)
+	if err != nil {
+		return 0, err
+	}
+	secs := int(daemon.DefaultStopTimeout / time.Second)
+	var failed atomic.Value
+	t := time.Now()
+	parallel(reaper.DefaultConcurrency, len(ids), func(i int) {
+		b.docker.ContainerStop(ctx, ids[i], container.StopOptions{Timeout: &secs})
+		if err := b.docker.ContainerRemove(ctx, ids[i], container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil {
+			failed.Store(err)
+		}
+	})
+	took := ms(time.Since(t))
+	if err, _ := failed.Load().(error); err != nil {
+		return 0, err
+	}
+	return took, nil
+}
+
+// rawMany makes n containers with the sandboxes' settings, a few at a time.
+func (b *bench) rawMany(ctx context.Context, cc *container.Config, hc *container.HostConfig) ([]string, error) {
+	ids := make([]string, b.cfg.reapN)
+	var failed atomic.Value
+	parallel(4, len(ids), func(i int) {
+		id, err := b.rawCreate(ctx, cc, hc)
+		if err != nil {
+			failed.Store(err)
+		}
+		ids[i] = id
+	})
+	if err, _ := failed.Load().(error); err != nil {
+		return nil, err
+	}
+	return ids, nil
 }
 
 // reapOnce makes n sandboxes that expire at once and times one reaper pass.
@@ -319,17 +374,8 @@ func (b *bench) reapOnce(ctx context.Context) (float64, cpuUse, error) {
 // rmOnce makes n containers with the sandboxes' settings and times one
 // `docker rm -f` of them all.
 func (b *bench) rmOnce(ctx context.Context, cc *container.Config, hc *container.HostConfig) (float64, cpuUse, error) {
-	n := b.cfg.reapN
-	ids := make([]string, n)
-	var failed atomic.Value
-	parallel(4, n, func(i int) {
-		id, err := b.rawCreate(ctx, cc, hc)
-		if err != nil {
-			failed.Store(err)
-		}
-		ids[i] = id
-	})
-	if err, _ := failed.Load().(error); err != nil {
+	ids, err := b.rawMany(ctx, cc, hc)
+	if err != nil {
 		return 0, cpuUse{}, err
 	}
 	c0 := b.cpu()
