@@ -165,6 +165,11 @@ const (
 	CodeUnavailable      = "unavailable"       // 503
 )
 
+// TrailerError is the HTTP trailer that ends a download whose archive had
+// begun when tar failed in the sandbox: an ErrorBody as JSON. A download
+// without it is complete.
+const TrailerError = "Sandboxd-Error"
+
 // ErrorResponse is the body of every error answer.
 type ErrorResponse struct {
 	Error ErrorBody `json:"error"`

@@ -248,13 +248,68 @@ func (c *Client) CopyTo(ctx context.Context, id, dir string, r io.Reader) error 
 }
 
 // CopyFrom returns a tar stream of path in the sandbox. The caller closes it.
+// When tar failed in the sandbox after the archive began, reading to the end
+// or closing returns that failure as an *Error: the archive is not whole.
 func (c *Client) CopyFrom(ctx context.Context, id, path string) (io.ReadCloser, error) {
 	resp, err := c.do(ctx, http.MethodGet, "/v1/sandboxes/"+url.PathEscape(id)+"/files",
 		url.Values{"path": {path}}, nil, "", nil)
 	if err != nil {
 		return nil, err
 	}
-	return resp.Body, nil
+	return &download{resp: resp}, nil
+}
+
+// download is a download's body that reports the daemon's trailer.
+type download struct {
+	resp *http.Response
+	done bool // the body was read to its end
+}
+
+func (d *download) Read(p []byte) (int, error) {
+	n, err := d.resp.Body.Read(p)
+	if err == io.EOF {
+		d.done = true
+		if ferr := d.failure(); ferr != nil {
+			return n, ferr
+		}
+	}
+	return n, err
+}
+
+// failure is the error the trailer reports, if any.
+func (d *download) failure() error {
+	t := d.resp.Trailer.Get(api.TrailerError)
+	if t == "" {
+		return nil
+	}
+	var body api.ErrorBody
+	if err := json.Unmarshal([]byte(t), &body); err != nil || body.Code == "" {
+		body = api.ErrorBody{Code: api.CodeInternal, Message: t}
+	}
+	return &Error{Status: d.resp.StatusCode, Code: body.Code, Message: "download incomplete: " + body.Message}
+}
+
+// Close reads what is left of the body first (a tar reader stops at the
+// archive's end marker, before the trailer), up to a bound, so that a
+// failure the trailer reports is not missed; it reports it even when the
+// reader swallowed it (io.ReadFull drops an error that comes with the last
+// bytes it asked for).
+func (d *download) Close() error {
+	var err error
+	if !d.done {
+		_, err = io.Copy(io.Discard, io.LimitReader(d, 1<<20))
+	}
+	cerr := d.resp.Body.Close()
+	if ferr := d.failure(); d.done && ferr != nil {
+		return ferr
+	}
+	if err != nil {
+		return err
+	}
+	if !d.done {
+		return nil // closed early on purpose: nothing to report
+	}
+	return cerr
 }
 
 // Delete stops and removes the sandbox's container and returns its final

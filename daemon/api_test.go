@@ -148,20 +148,11 @@ func TestSandboxLifecycle(t *testing.T) {
 
 func readTar(t *testing.T, r io.ReadCloser) map[string]string {
 	t.Helper()
-	defer r.Close()
-	files := map[string]string{}
-	tr := tar.NewReader(r)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return files
-		}
-		if err != nil {
-			t.Fatalf("read tar: %v", err)
-		}
-		b, _ := io.ReadAll(tr)
-		files[h.Name] = string(b)
+	files, err := scanTar(r)
+	if err != nil {
+		t.Fatalf("read tar: %v", err)
 	}
+	return files
 }
 
 // TestErrorCodes provokes each error code of the API on a live daemon.

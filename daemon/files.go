@@ -3,6 +3,7 @@ package daemon
 import (
 	"archive/tar"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -189,11 +190,43 @@ func (m *manager) getFiles(ctx context.Context, id, p string, w http.ResponseWri
 	if _, err := m.st.Touch(ctx, id, time.Now()); err != nil {
 		return err
 	}
-	w.Header().Set("Content-Type", "application/x-tar")
-	w.WriteHeader(http.StatusOK)
-	// The status is sent; a failure from here on can only be logged.
-	if _, err := m.internalExec(ctx, sb.ContainerID, nil, w, "tar", "-c", "-f", "-", "-C", path.Dir(real), path.Base(real)); err != nil {
-		m.logWith(sb).Warn("stream files", "path", real, "err", err)
+	out := &tarResponse{w: w}
+	_, err = m.internalExec(ctx, sb.ContainerID, nil, out, "tar", "-c", "-f", "-", "-C", path.Dir(real), path.Base(real))
+	switch {
+	case err == nil:
+		out.begin()
+		return nil
+	case !out.begun:
+		return err // nothing sent yet: an error answer
 	}
+	// Part of the archive is sent under a 200 (tar goes on past a file it
+	// cannot read, and fails at the end): the trailer says the archive is
+	// not whole, and why.
+	m.logWith(sb).Warn("stream files", "path", real, "err", err)
+	ae := toAPIError(err)
+	b, _ := json.Marshal(api.ErrorBody{Code: ae.code, Message: ae.msg})
+	w.Header().Set(api.TrailerError, string(b))
 	return nil
+}
+
+// tarResponse holds back the status of a download until the archive's first
+// bytes: a tar that cannot run or fails before writing anything is answered
+// with an error, not with a 200 and an empty body.
+type tarResponse struct {
+	w     http.ResponseWriter
+	begun bool
+}
+
+func (t *tarResponse) begin() {
+	if !t.begun {
+		t.begun = true
+		t.w.Header().Set("Content-Type", "application/x-tar")
+		t.w.Header().Set("Trailer", api.TrailerError)
+		t.w.WriteHeader(http.StatusOK)
+	}
+}
+
+func (t *tarResponse) Write(p []byte) (int, error) {
+	t.begin()
+	return t.w.Write(p)
 }

@@ -109,6 +109,10 @@ func (c *cli) download(ctx context.Context, id, path, dir string) error {
 	if err != nil {
 		return err
 	}
-	defer rc.Close()
-	return extractTar(rc, dir, c.stderr)
+	err = extractTar(rc, dir, c.stderr)
+	// Close reports a download that tar in the sandbox could not finish.
+	if cerr := rc.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
