@@ -31,7 +31,8 @@ load: setup build
 fault: setup
 	@bash -o pipefail -c "SANDBOXD_FAULT_LONG=1 $(GO) test -race -count=1 -v -timeout 20m \
 		-run 'TestFault|TestAbuseInside|TestDockerRestart|TestDatabaseOutage|TestCrashDuringCreate' ./daemon/ \
-		| grep -E '^(=== RUN|\s*--- |PASS|FAIL|ok)|load: |not within|does not match|error not explained'"
+		| grep -E '^(=== RUN|\s*--- |PASS|FAIL|ok)|load of |not within|does not match|error not explained' \
+		| awk -f scripts/fault-table.awk"
 
 ## bench: measure sandboxd beside the raw Docker API and CLI (QUICK=1: about two minutes)
 bench: setup build

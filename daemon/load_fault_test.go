@@ -103,8 +103,8 @@ func (l *load) stop(t *testing.T) {
 	t.Helper()
 	l.cancel()
 	l.wg.Wait()
-	t.Logf("load: %d round trips, %d refused during faults, %d other errors, %d sandboxes created",
-		l.ok.Load(), l.refused.Load(), len(l.other), len(l.created))
+	t.Logf("load of %s: %d round trips, %d refused during faults, %d other errors, %d sandboxes created",
+		t.Name(), l.ok.Load(), l.refused.Load(), len(l.other), len(l.created))
 	for i, err := range l.other {
 		if i < 5 {
 			t.Errorf("load error not explained by the fault: %v", err)
