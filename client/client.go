@@ -248,8 +248,12 @@ func (c *Client) CopyTo(ctx context.Context, id, dir string, r io.Reader) error 
 }
 
 // CopyFrom returns a tar stream of path in the sandbox. The caller closes it.
-// When tar failed in the sandbox after the archive began, reading to the end
-// or closing returns that failure as an *Error: the archive is not whole.
+// When tar failed in the sandbox after the archive began, the stream ends
+// with that failure as an *Error instead of io.EOF: the archive is not
+// whole. A tar reader stops at the archive's end marker, before that point,
+// so read the stream to its end (io.Copy(io.Discard, rc)) after the last
+// entry to learn whether the archive is complete; Close also returns the
+// failure once the end was read.
 func (c *Client) CopyFrom(ctx context.Context, id, path string) (io.ReadCloser, error) {
 	resp, err := c.do(ctx, http.MethodGet, "/v1/sandboxes/"+url.PathEscape(id)+"/files",
 		url.Values{"path": {path}}, nil, "", nil)
@@ -289,27 +293,17 @@ func (d *download) failure() error {
 	return &Error{Status: d.resp.StatusCode, Code: body.Code, Message: "download incomplete: " + body.Message}
 }
 
-// Close reads what is left of the body first (a tar reader stops at the
-// archive's end marker, before the trailer), up to a bound, so that a
-// failure the trailer reports is not missed; it reports it even when the
-// reader swallowed it (io.ReadFull drops an error that comes with the last
-// bytes it asked for).
+// Close closes the stream at once, and returns the trailer's failure when
+// the end was read: a reader like io.ReadFull may have dropped it, as it
+// drops an error that comes with the last bytes it asked for.
 func (d *download) Close() error {
-	var err error
-	if !d.done {
-		_, err = io.Copy(io.Discard, io.LimitReader(d, 1<<20))
+	err := d.resp.Body.Close()
+	if d.done {
+		if ferr := d.failure(); ferr != nil {
+			return ferr
+		}
 	}
-	cerr := d.resp.Body.Close()
-	if ferr := d.failure(); d.done && ferr != nil {
-		return ferr
-	}
-	if err != nil {
-		return err
-	}
-	if !d.done {
-		return nil // closed early on purpose: nothing to report
-	}
-	return cerr
+	return err
 }
 
 // Delete stops and removes the sandbox's container and returns its final

@@ -77,7 +77,12 @@ func scanTar(r io.ReadCloser) (map[string]string, error) {
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
-			return files, r.Close() // the client reports an incomplete download here
+			// What follows the end marker says whether the archive is whole.
+			if _, err := io.Copy(io.Discard, r); err != nil {
+				r.Close()
+				return files, err
+			}
+			return files, r.Close()
 		}
 		if err != nil {
 			r.Close()

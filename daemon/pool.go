@@ -126,7 +126,12 @@ func (p *pools) refill(ctx context.Context, image string) error {
 		m.removeContainer(context.WithoutCancel(ctx), resp.ID)
 		return fmt.Errorf("start pool container: %w", err)
 	}
-	_, err = m.st.InsertPooled(ctx, store.Sandbox{ID: id, HostID: m.cfg.HostID, ContainerID: resp.ID,
+	// The row is written even when the daemon is stopping meanwhile: a
+	// commit cut short can still land, and the container must not be
+	// removed under a row that says it is ready.
+	insCtx, cancelIns := context.WithTimeout(context.WithoutCancel(ctx), dockerCallTimeout)
+	defer cancelIns()
+	_, err = m.st.InsertPooled(insCtx, store.Sandbox{ID: id, HostID: m.cfg.HostID, ContainerID: resp.ID,
 		ContainerName: containerPrefix + id, Image: image, ImageID: imageID, MemoryBytes: sp.MemoryBytes,
 		NanoCPUs: sp.NanoCPUs, PidsLimit: sp.Pids, ExpiresAt: time.Now().Add(m.cfg.PoolMaxAge)})
 	if err != nil {

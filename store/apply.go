@@ -122,12 +122,20 @@ func appendObserved(ctx context.Context, tx pgx.Tx, ev EventChange) (known bool,
 	if e.OccurredAt.IsZero() {
 		e.OccurredAt = changeTime(ev.At)
 	}
-	err := tx.QueryRow(ctx, `INSERT INTO docker_container_events
+	// FOR SHARE waits, as the full path's FOR UPDATE does, for a writer of
+	// the row: a retention delete (the row is then gone, and the event is
+	// kept without it) or a transition setting the container id (checked
+	// again on the new version).
+	err := tx.QueryRow(ctx, `WITH r AS (
+			SELECT id, container_id FROM docker_containers
+			WHERE id = nullif($1, '')::uuid
+			  AND (coalesce(container_id, '') = '' OR $2 = '' OR container_id = $2)
+			FOR SHARE
+		)
+		INSERT INTO docker_container_events
 			(sandbox_id, container_id, action, source, occurred_at, attributes)
 		SELECT r.id, coalesce(nullif($3, ''), nullif($2, ''), r.container_id), $4, $5, $6, $7
-		FROM (SELECT 1) AS one
-		LEFT JOIN docker_containers r ON r.id = nullif($1, '')::uuid
-			AND (coalesce(r.container_id, '') = '' OR $2 = '' OR r.container_id = $2)
+		FROM (SELECT 1) AS one LEFT JOIN r ON true
 		RETURNING sandbox_id IS NOT NULL`,
 		ev.SandboxID, ev.ContainerID, e.ContainerID, e.Action, e.Source, e.OccurredAt, labelsOrEmpty(e.Attributes)).Scan(&known)
 	if err != nil {

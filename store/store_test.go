@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/sandboxd/sandboxd/internal/testenv"
@@ -589,5 +590,56 @@ func TestApplyObservedEvents(t *testing.T) {
 	}
 	if got, _ := st.Get(ctx, sb.ID); got.State != store.Running {
 		t.Errorf("row is %s after events that change no row, want running", got.State)
+	}
+}
+
+// TestApplyObservedDuringDelete: an event that changes no row, arriving
+// while retention deletes that row, waits for the delete and is kept
+// without a row; it does not fail its batch on the foreign key.
+func TestApplyObservedDuringDelete(t *testing.T) {
+	t.Parallel()
+	st, url := testenv.Store(t)
+	ctx := context.Background()
+	sb := insert(t, st, newSandbox("deleting"))
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	watch, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM docker_containers WHERE id = $1`, sb.ID); err != nil {
+		t.Fatal(err)
+	}
+	type outcome struct {
+		n   store.Applied
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		n, err := st.ApplyEvents(ctx, []store.EventChange{{SandboxID: sb.ID, Change: store.Change{At: time.Now(),
+			Event: store.Event{Action: "kill", Source: store.SourceDocker}}}})
+		done <- outcome{n, err}
+	}()
+	// The batch waits on the row lock until the delete commits.
+	testenv.Eventually(t, 10*time.Second, "the event waits for the delete", func() bool {
+		var waiting int
+		err := watch.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting)
+		return err == nil && waiting > 0
+	})
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := <-done
+	if got.err != nil || got.n != (store.Applied{Unknown: 1}) {
+		t.Errorf("ApplyEvents during a delete = %+v, %v; want the event kept without a row", got.n, got.err)
 	}
 }

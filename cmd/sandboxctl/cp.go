@@ -110,7 +110,11 @@ func (c *cli) download(ctx context.Context, id, path, dir string) error {
 		return err
 	}
 	err = extractTar(rc, dir, c.stderr)
-	// Close reports a download that tar in the sandbox could not finish.
+	if err == nil {
+		// The archive's end marker is not the stream's end: what follows
+		// it says whether tar in the sandbox finished.
+		_, err = io.Copy(io.Discard, rc)
+	}
 	if cerr := rc.Close(); err == nil {
 		err = cerr
 	}
