@@ -40,7 +40,7 @@ func main() {
 	flag.StringVar(&c.out, "out", ".dev/bench.json", "write the results here as JSON")
 	flag.IntVar(&c.samples, "samples", 30, "samples per side for latency comparisons")
 	flag.IntVar(&c.reapN, "reap-n", 200, "expired sandboxes one reaper pass removes")
-	flag.IntVar(&c.reapRounds, "reap-rounds", 3, "rounds of each side of the reap comparison")
+	flag.IntVar(&c.reapRounds, "reap-rounds", 5, "rounds of each side of the reap comparison")
 	flag.IntVar(&c.scaleN, "scale-n", 500, "live sandboxes for the listing, footprint and start-up figures")
 	flag.IntVar(&c.burst, "burst", 100, "containers started and killed in the event-lag burst")
 	flag.IntVar(&c.removedRows, "removed-rows", 100000, "removed rows in the table for the list figure")
