@@ -78,6 +78,11 @@ func (s *Store) Ping(ctx context.Context) error {
 	if err := s.pool.Ping(ctx); err != nil {
 		return fmt.Errorf("ping database: %w", err)
 	}
+	// The second pool's writes fail with the first's, but its connections
+	// are checked too, so that health says what every write would meet.
+	if err := s.async.Ping(ctx); err != nil {
+		return fmt.Errorf("ping database (async-commit pool): %w", err)
+	}
 	return nil
 }
 
