@@ -167,6 +167,30 @@ func (p *pools) retire(ctx context.Context) {
 	}
 }
 
+// abandonClaim undoes a claim whose sandbox cannot be handed out. The key
+// is freed first, so that a retry makes a new sandbox; then the container
+// goes, and the row ends removed with reason failed and the cause.
+func (m *manager) abandonClaim(ctx context.Context, sb store.Sandbox, cause error) {
+	log := m.logWith(sb)
+	log.Error("create failed", "err", cause)
+	if err := m.st.ForgetKey(ctx, sb.ID); err != nil {
+		log.Error("free idempotency key of failed claim", "err", err)
+	}
+	_, err := m.st.Transition(ctx, sb.ID, store.Change{To: store.Removing, Reason: store.ReasonFailed, Error: cause.Error(),
+		Event: store.Event{Action: "failed", Source: store.SourceAPI, Attributes: map[string]string{"error": cause.Error()}}})
+	if err != nil {
+		log.Error("record failed claim", "err", err) // the row stays live; the reaper removes it at its expiry
+		return
+	}
+	at := time.Now()
+	if err := m.removeContainer(ctx, sb.ContainerID); err != nil {
+		log.Error("remove container of failed claim", "err", err)
+		return
+	}
+	m.st.Transition(ctx, sb.ID, store.Change{To: store.Removed, At: at, Recoverable: true,
+		Event: store.Event{Action: "removed", Source: store.SourceAPI}})
+}
+
 // poolable reports whether a create can be served from a pool: the pooled
 // image, none of its own command, environment or workdir, and limits no
 // larger than the pool's (the server's defaults).
@@ -206,8 +230,9 @@ func (m *manager) claim(ctx context.Context, intent store.Sandbox, sp createSpec
 			Memory: sp.MemoryBytes, MemorySwap: sp.MemoryBytes, NanoCPUs: sp.NanoCPUs, PidsLimit: &pids}})
 		cancel()
 		if err != nil {
-			m.release(context.WithoutCancel(ctx), sb.ID)
-			return sb, false, true, fmt.Errorf("apply limits to a pooled sandbox: %w", err)
+			cause := fmt.Errorf("apply limits to a pooled sandbox: %w", err)
+			m.abandonClaim(context.WithoutCancel(ctx), sb, cause)
+			return sb, false, true, cause
 		}
 	}
 	m.logWith(sb).Info("sandbox claimed from pool", "image", sp.Image)

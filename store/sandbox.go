@@ -251,6 +251,22 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Sandbox, error) {
 	return sbs, nil
 }
 
+// ForgetKey frees a sandbox's idempotency key, for a create that failed
+// after its row stopped being a failed one could (a claimed pool sandbox that
+// could not be handed out): a retry with the key then makes a new sandbox
+// instead of finding this one.
+func (s *Store) ForgetKey(ctx context.Context, id string) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE docker_containers SET idempotency_key = NULL, updated_at = now()
+		WHERE id = $1`, id)
+	if err != nil {
+		return fmt.Errorf("free idempotency key of sandbox %s: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("sandbox %s: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
 // Extend sets the expiry of a live sandbox. It returns ErrNotFound for an
 // unknown id and ErrConflict when the sandbox is being removed or is gone.
 func (s *Store) Extend(ctx context.Context, id string, expiresAt time.Time) (Sandbox, error) {

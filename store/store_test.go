@@ -643,3 +643,26 @@ func TestApplyObservedDuringDelete(t *testing.T) {
 		t.Errorf("ApplyEvents during a delete = %+v, %v; want the event kept without a row", got.n, got.err)
 	}
 }
+
+// TestForgetKey: once a sandbox's key is freed, a create with that key makes
+// a new sandbox instead of finding the old one.
+func TestForgetKey(t *testing.T) {
+	t.Parallel()
+	st, _ := testenv.Store(t)
+	ctx := context.Background()
+	a := newSandbox("forget")
+	a.IdempotencyKey = "job-1"
+	first := insert(t, st, a)
+	if err := st.ForgetKey(ctx, first.ID); err != nil {
+		t.Fatal(err)
+	}
+	b := newSandbox("forget")
+	b.IdempotencyKey = "job-1"
+	got, existing, err := st.InsertIntent(ctx, b, store.Quota{})
+	if err != nil || existing || got.ID != b.ID {
+		t.Errorf("insert after ForgetKey: id %s existing %v err %v, want a new sandbox %s", got.ID, existing, err, b.ID)
+	}
+	if err := st.ForgetKey(ctx, uuid.NewString()); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("ForgetKey of an unknown id = %v, want ErrNotFound", err)
+	}
+}
