@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -27,7 +28,7 @@ func TestCrashDuringCreate(t *testing.T) {
 	bin := buildDaemon(t, "sandboxd_crashpoints")
 	for point, want := range map[string]store.State{
 		"after-intent": store.Failed,  // no container was made: the create failed
-		"after-create": store.Created, // a container exists, never started
+		"after-create": store.Removed, // a container exists, never started: removed as a failed create after --create-timeout
 		"after-start":  store.Running, // the container runs; only the row lagged
 	} {
 		t.Run(point, func(t *testing.T) {
@@ -68,6 +69,13 @@ func TestCrashDuringCreate(t *testing.T) {
 				_, err := docker.ContainerInspect(context.Background(), orphan)
 				return err != nil
 			})
+			// The crashed create's row settles once --create-timeout has passed.
+			testenv.Eventually(t, 10*time.Second, "the crashed create's row is "+string(want), func() bool {
+				rows, _ := st.List(context.Background(), store.Filter{HostID: e.cfg.HostID, All: true})
+				return slices.ContainsFunc(rows, func(r store.Sandbox) bool {
+					return r.ID != gone.ID && r.ContainerID != orphan && r.State == want
+				})
+			})
 			e.converges(t, 10*time.Second, "after the orphan went")
 			rows, err := st.List(context.Background(), store.Filter{HostID: e.cfg.HostID, All: true})
 			if err != nil || len(rows) != 3 {
@@ -81,6 +89,8 @@ func TestCrashDuringCreate(t *testing.T) {
 					t.Errorf("orphan's row is %s/%s, want removed/orphaned", r.State, r.RemovalReason)
 				case r.ID != gone.ID && r.ContainerID != orphan && r.State != want:
 					t.Errorf("sandbox of the crashed create is %s, want %s", r.State, want)
+				case r.ID != gone.ID && r.ContainerID != orphan && want == store.Removed && r.RemovalReason != store.ReasonFailed:
+					t.Errorf("sandbox of the crashed create was removed with reason %s, want failed", r.RemovalReason)
 				}
 			}
 		})

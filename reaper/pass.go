@@ -86,6 +86,15 @@ func (r *Reaper) act(ctx context.Context, a *Action) error {
 	case RuleVanished:
 		return r.store.FinishRemoval(ctx, a.sandbox, reason)
 	case RuleStaleCreating:
+		if a.sandbox.State == "created" {
+			// The row has its container: it is removed as a failed create
+			// (failed itself is only for rows that never had one).
+			reason = "failed"
+			if err := r.store.BeginRemoval(ctx, a.sandbox, reason); err != nil {
+				return err
+			}
+			break
+		}
 		if err := r.store.FailCreate(ctx, a.sandbox, "create did not finish within --create-timeout"); err != nil {
 			return err
 		}

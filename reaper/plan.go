@@ -12,7 +12,7 @@ type Rule string
 // The rules, in the order they are tried on a row.
 const (
 	RuleVanished      Rule = "vanished"       // the row's container is gone
-	RuleStaleCreating Rule = "stale_creating" // a create that never finished
+	RuleStaleCreating Rule = "stale_creating" // a create that never finished (creating, or created and never started)
 	RuleRemoving      Rule = "removing"       // a removal cut short
 	RuleExpired       Rule = "expired"        // expires_at passed
 	RuleIdle          Rule = "idle"           // no activity for the idle timeout
@@ -125,6 +125,11 @@ func (c *Config) ruleFor(now time.Time, sb Sandbox, ct *Container, trustAbsence,
 		return "", false // the pool's own: it retires its containers itself
 	}
 	switch {
+	case sb.State == "created" && now.Sub(sb.CreatedAt) > c.CreateTimeout:
+		// Its container was made and never started: sandboxd starts every
+		// container at once, so only a create cut short (the daemon killed
+		// between create and start) leaves one, and it holds quota.
+		return RuleStaleCreating, true
 	case sb.State == "removing":
 		if now.Sub(sb.UpdatedAt) > removingGrace {
 			return RuleRemoving, true

@@ -169,6 +169,10 @@ func TestRules(t *testing.T) {
 			containers: []Container{ctr("c-a", "a", t0.Add(-time.Hour))}, inSync: true, want: []string{"stale_creating a c-a"}},
 		{name: "stale creating without container", rows: []Sandbox{row("a", "creating", func(sb *Sandbox) { sb.ContainerID = "" })},
 			inSync: true, want: []string{"stale_creating a "}},
+		{name: "created and never started", rows: []Sandbox{row("a", "created")},
+			containers: []Container{ctr("c-a", "a", t0.Add(-time.Hour))}, inSync: true, want: []string{"stale_creating a c-a"}},
+		{name: "created within timeout", rows: []Sandbox{row("a", "created", func(sb *Sandbox) { sb.CreatedAt = t0.Add(-time.Minute) })},
+			containers: []Container{ctr("c-a", "a", t0.Add(-time.Hour))}, inSync: true},
 		{name: "creating within timeout", rows: []Sandbox{row("a", "creating", func(sb *Sandbox) { sb.ContainerID = ""; sb.CreatedAt = t0.Add(-time.Minute) })},
 			inSync: true},
 		{name: "removing cut short", rows: []Sandbox{row("a", "removing", func(sb *Sandbox) { sb.RemovalReason = "released" })},
@@ -212,23 +216,26 @@ func TestRules(t *testing.T) {
 // TestActions checks what each rule does to the row and the container.
 func TestActions(t *testing.T) {
 	t.Parallel()
-	d := &fakeDocker{containers: []Container{ctr("c-a", "a", t0.Add(-time.Hour)), ctr("c-x", "x", t0.Add(-time.Hour)), ctr("c-s", "s", t0.Add(-time.Hour))}}
+	d := &fakeDocker{containers: []Container{ctr("c-a", "a", t0.Add(-time.Hour)), ctr("c-x", "x", t0.Add(-time.Hour)),
+		ctr("c-s", "s", t0.Add(-time.Hour)), ctr("c-c", "c", t0.Add(-time.Hour))}}
 	s := &fakeStore{rows: []Sandbox{
 		row("a", "running", func(sb *Sandbox) { sb.ExpiresAt = t0.Add(-time.Second) }),
 		row("v", "exited"),
 		row("s", "creating", func(sb *Sandbox) { sb.ContainerID = "" }),
+		row("c", "created"),
 	}}
 	r := newReaper(t, d, s, true)
 	if _, err := r.Run(context.Background(), false); err != nil {
 		t.Fatal(err)
 	}
 	slices.Sort(s.calls)
-	want := []string{"adopt c-x", "begin a expired", "fail s", "finish a expired", "finish v vanished", "finish x orphaned"}
+	want := []string{"adopt c-x", "begin a expired", "begin c failed", "fail s", "finish a expired", "finish c failed",
+		"finish v vanished", "finish x orphaned"}
 	if !slices.Equal(s.calls, want) {
 		t.Errorf("store calls = %q, want %q", s.calls, want)
 	}
 	slices.Sort(d.removed)
-	if want := []string{"c-a", "c-s", "c-x"}; !slices.Equal(d.removed, want) {
+	if want := []string{"c-a", "c-c", "c-s", "c-x"}; !slices.Equal(d.removed, want) {
 		t.Errorf("removed = %q, want %q", d.removed, want)
 	}
 }
