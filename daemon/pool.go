@@ -157,13 +157,9 @@ func (p *pools) retire(ctx context.Context) {
 		if _, ok, err := m.st.RetirePooled(ctx, sb.ID); err != nil || !ok {
 			continue // claimed meanwhile, or changed by an event: not the pool's any more
 		}
-		at := time.Now()
-		if err := m.removeContainer(ctx, sb.ContainerID); err != nil {
-			m.logWith(sb).Warn("retire pool container", "err", err)
-			continue // the reaper finishes removing rows
+		if _, err := m.finishRemoval(ctx, sb); err != nil && !settled(err) {
+			m.logWith(sb).Warn("retire pool container", "err", err) // the reaper finishes removing rows
 		}
-		m.st.Transition(ctx, sb.ID, store.Change{To: store.Removed, At: at, Recoverable: true,
-			Event: store.Event{Action: "removed", Source: store.SourceAPI}})
 	}
 }
 
@@ -182,13 +178,9 @@ func (m *manager) abandonClaim(ctx context.Context, sb store.Sandbox, cause erro
 		log.Error("record failed claim", "err", err) // the row stays live; the reaper removes it at its expiry
 		return
 	}
-	at := time.Now()
-	if err := m.removeContainer(ctx, sb.ContainerID); err != nil {
+	if _, err := m.finishRemoval(ctx, sb); err != nil && !settled(err) {
 		log.Error("remove container of failed claim", "err", err)
-		return
 	}
-	m.st.Transition(ctx, sb.ID, store.Change{To: store.Removed, At: at, Recoverable: true,
-		Event: store.Event{Action: "removed", Source: store.SourceAPI}})
 }
 
 // poolable reports whether a create can be served from a pool: the pooled

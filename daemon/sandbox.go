@@ -207,22 +207,35 @@ func (m *manager) release(ctx context.Context, id string) (store.Sandbox, error)
 			return sb, err
 		}
 	}
-	removedAt := time.Now() // before the call: the engine's destroy event wins
-	if err := m.removeContainer(ctx, sb.ContainerID); err != nil {
-		return sb, err
-	}
-	// Recoverable: the removing row (durable, with its reason) already says
-	// what was under way; if a crash loses this commit, reconcile finds the
-	// container gone and finishes the row, keeping the reason.
-	sb, err = m.st.Transition(ctx, id, store.Change{To: store.Removed, At: removedAt, Recoverable: true,
-		Event: store.Event{Action: "removed", Source: store.SourceAPI}})
-	if errors.Is(err, store.ErrInvalidTransition) || errors.Is(err, store.ErrStale) {
+	sb, err = m.finishRemoval(ctx, sb)
+	if settled(err) {
 		return m.st.Get(ctx, id)
 	}
 	if err == nil {
 		m.logWith(sb).Info("sandbox released")
 	}
 	return sb, err
+}
+
+// finishRemoval removes the container of a sandbox in removing and records
+// it removed. The time is taken before the call, so that the engine's own
+// destroy event is newer and wins. The write is recoverable: the removing
+// row (durable, with its reason) already says what was under way; if a crash
+// loses this commit, reconcile finds the container gone and finishes the
+// row, keeping the reason.
+func (m *manager) finishRemoval(ctx context.Context, sb store.Sandbox) (store.Sandbox, error) {
+	at := time.Now()
+	if err := m.removeContainer(ctx, sb.ContainerID); err != nil {
+		return sb, err
+	}
+	return m.st.Transition(ctx, sb.ID, store.Change{To: store.Removed, At: at, Recoverable: true,
+		Event: store.Event{Action: "removed", Source: store.SourceAPI}})
+}
+
+// settled reports whether a recorded change was refused because the row got
+// there first: the engine's destroy event, or another caller, finished it.
+func settled(err error) bool {
+	return errors.Is(err, store.ErrInvalidTransition) || errors.Is(err, store.ErrStale)
 }
 
 // removeContainer stops a container (SIGTERM, then SIGKILL after
