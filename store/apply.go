@@ -118,10 +118,9 @@ func (s *Store) ApplyEvents(ctx context.Context, evs []EventChange) (Applied, er
 // its label names when that row exists and holds the same container (or
 // none yet), as the full path would; known reports whether it was.
 func appendObserved(ctx context.Context, tx pgx.Tx, ev EventChange) (known bool, _ error) {
-	e := ev.Event
-	if e.OccurredAt.IsZero() {
-		e.OccurredAt = changeTime(ev.At)
-	}
+	c := ev.Change
+	c.At = changeTime(c.At)
+	e := c.event()
 	// FOR SHARE waits, as the full path's FOR UPDATE does, for a writer of
 	// the row: a retention delete (the row is then gone, and the event is
 	// kept without it) or a transition setting the container id (checked

@@ -59,6 +59,21 @@ var transitions = map[State][]State{
 	Failed:   {},
 }
 
+// enterableFrom lists, for each state, the states the machine allows
+// entering it from (itself included), as the fast path of Transition
+// passes them to SQL.
+var enterableFrom = func() map[State][]string {
+	m := map[State][]string{}
+	for _, to := range States {
+		for _, from := range States {
+			if CheckTransition(from, to) == nil {
+				m[to] = append(m[to], string(from))
+			}
+		}
+	}
+	return m
+}()
+
 // ErrInvalidTransition is returned, wrapped in a *TransitionError, when a
 // change of state is not in the state machine.
 var ErrInvalidTransition = errors.New("invalid state transition")

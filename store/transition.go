@@ -103,22 +103,7 @@ func (s *Store) transitionFast(ctx context.Context, id string, c Change) (_ Sand
 	if c.To == "" || c.Event.Source == "" {
 		return Sandbox{}, false, nil
 	}
-	var from []string
-	for _, st := range States {
-		if CheckTransition(st, c.To) == nil {
-			from = append(from, string(st))
-		}
-	}
-	// Entering removing, removed or failed needs a reason, given here or
-	// already on the row; staying in one of them does not.
-	needReason := (c.To == Removed || c.To == Removing || c.To == Failed) && c.Reason == ""
-	ev := c.Event
-	if ev.OccurredAt.IsZero() {
-		ev.OccurredAt = c.At
-	}
-	if ev.Action == "" {
-		ev.Action = string(c.To)
-	}
+	ev := c.event()
 	db := s.pool
 	if c.Recoverable {
 		db = s.async
@@ -135,7 +120,7 @@ func (s *Store) transitionFast(ctx context.Context, id string, c Change) (_ Sand
 		)
 		SELECT `+columns+` FROM next`,
 		id, c.To, c.At, c.ContainerID, c.ImageID, c.ExitCode, c.OOMKilled, c.Reason, c.Error,
-		from, needReason, ev.ContainerID, ev.Action, ev.Source, ev.OccurredAt, labelsOrEmpty(ev.Attributes)))
+		enterableFrom[c.To], c.needsReason(), ev.ContainerID, ev.Action, ev.Source, ev.OccurredAt, labelsOrEmpty(ev.Attributes)))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Sandbox{}, false, nil
 	}
@@ -143,6 +128,25 @@ func (s *Store) transitionFast(ctx context.Context, id string, c Change) (_ Sand
 		return Sandbox{}, false, fmt.Errorf("update sandbox %s to %s: %w", id, c.To, err)
 	}
 	return out, true, nil
+}
+
+// event is the history entry of c, dated and named by the change when it
+// says nothing itself. c.At must be set (changeTime).
+func (c Change) event() Event {
+	ev := c.Event
+	if ev.OccurredAt.IsZero() {
+		ev.OccurredAt = c.At
+	}
+	if ev.Action == "" {
+		ev.Action = string(c.To)
+	}
+	return ev
+}
+
+// needsReason reports whether c enters a state that needs a removal reason
+// without giving one: the row must have one already, or be in that state.
+func (c Change) needsReason() bool {
+	return (c.To == Removed || c.To == Removing || c.To == Failed) && c.Reason == ""
 }
 
 // transitionSet is the row update of a transition to state $2 at time $3,
@@ -171,16 +175,10 @@ const transitionSet = `
 // transition applies c to cur, which the caller has locked in tx.
 func transition(ctx context.Context, tx pgx.Tx, cur Sandbox, c Change) (_ Sandbox, stale bool, _ error) {
 	c.At = changeTime(c.At)
-	ev := c.Event
+	ev := c.event()
 	ev.SandboxID = cur.ID
 	if ev.ContainerID == "" {
 		ev.ContainerID = firstNonEmpty(c.ContainerID, cur.ContainerID)
-	}
-	if ev.OccurredAt.IsZero() {
-		ev.OccurredAt = c.At
-	}
-	if ev.Action == "" {
-		ev.Action = string(c.To)
 	}
 	if c.To == "" {
 		if c.OOMKilled && !cur.OOMKilled {
@@ -204,7 +202,7 @@ func transition(ctx context.Context, tx pgx.Tx, cur Sandbox, c Change) (_ Sandbo
 	if err := CheckTransition(cur.State, c.To); err != nil {
 		return Sandbox{}, false, fmt.Errorf("sandbox %s: %w", cur.ID, err)
 	}
-	if (c.To == Removed || c.To == Removing || c.To == Failed) && c.Reason == "" && cur.RemovalReason == "" && c.To != cur.State {
+	if c.needsReason() && cur.RemovalReason == "" && c.To != cur.State {
 		return Sandbox{}, false, fmt.Errorf("sandbox %s: %s needs a reason: %w", cur.ID, c.To, ErrInvalidTransition)
 	}
 
