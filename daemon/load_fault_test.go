@@ -112,6 +112,17 @@ func (l *load) stop(t *testing.T) {
 	}
 }
 
+// recovers checks the end of a fault: the load makes progress again, and
+// once it stops the table matches the engine and no created sandbox lost
+// its row.
+func (l *load) recovers(t *testing.T, e *env, after string) {
+	t.Helper()
+	l.progresses(t)
+	l.stop(t)
+	e.converges(t, 30*time.Second, after)
+	l.noRowLost(t, e.st)
+}
+
 // noRowLost checks that every sandbox the clients were told was created
 // still has its row.
 func (l *load) noRowLost(t *testing.T, st *store.Store) {
@@ -158,10 +169,7 @@ func TestFaultDockerdUnderLoad(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	dk.Start()
-	l.progresses(t)
-	l.stop(t)
-	e.converges(t, 30*time.Second, "after the engine came back")
-	l.noRowLost(t, e.st)
+	l.recovers(t, e, "after the engine came back")
 	// The engine's stop stopped it, as every container; sandboxd must not
 	// have removed it.
 	if _, err := e.docker.ContainerInspect(context.Background(), bystander); err != nil {
@@ -195,10 +203,7 @@ func TestFaultDatabaseUnderLoad(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	proxy.Heal()
-	l.progresses(t)
-	l.stop(t)
-	e.converges(t, 30*time.Second, "after the database came back")
-	l.noRowLost(t, e.st)
+	l.recovers(t, e, "after the database came back")
 	if !e.running(t, bystander) {
 		t.Error("a container without our labels was stopped")
 	}
@@ -302,10 +307,7 @@ func TestFaultKillDaemonUnderLoad(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	runDaemon(t, bin, args, "")
-	l.progresses(t)
-	l.stop(t)
-	e.converges(t, 30*time.Second, "after the restart")
-	l.noRowLost(t, e.st)
+	l.recovers(t, e, "after the restart")
 	if !e.running(t, bystander) {
 		t.Error("a container without our labels was stopped")
 	}
