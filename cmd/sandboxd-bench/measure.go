@@ -252,39 +252,33 @@ func (b *bench) reapThroughput(ctx context.Context) ([]result, error) {
 	if err != nil {
 		return nil, err
 	}
-	var reap, rm, raw []float64
-	var reapCPU, rmCPU cpuUse
+	type side struct {
+		once  func() (float64, cpuUse, error)
+		times []float64
+		cpu   cpuUse
+	}
+	reap := &side{once: func() (float64, cpuUse, error) { return b.reapOnce(ctx) }}
+	rm := &side{once: func() (float64, cpuUse, error) { return b.rmOnce(ctx, cc, hc) }}
+	raw := &side{once: func() (float64, cpuUse, error) { return b.stopRemoveOnce(ctx, cc, hc) }}
+	sides := []*side{reap, rm, raw}
 	for round := range b.cfg.reapRounds {
 		// Each round runs the three sides, starting one further along.
-		for i := range 3 {
-			var err error
-			switch (round + i) % 3 {
-			case 0:
-				var t float64
-				var use cpuUse
-				t, use, err = b.reapOnce(ctx)
-				reap, reapCPU = append(reap, t), reapCPU.add(use)
-			case 1:
-				var t float64
-				var use cpuUse
-				t, use, err = b.rmOnce(ctx, cc, hc)
-				rm, rmCPU = append(rm, t), rmCPU.add(use)
-			case 2:
-				var t float64
-				t, err = b.stopRemoveOnce(ctx, cc, hc)
-				raw = append(raw, t)
-			}
+		for i := range sides {
+			sd := sides[(round+i)%len(sides)]
+			t, use, err := sd.once()
 			if err != nil {
 				return nil, err
 			}
+			sd.times, sd.cpu = append(sd.times, t), sd.cpu.add(use)
 		}
 	}
+	reapCPU, rmCPU := reap.cpu, rm.cpu
 	n, k := b.cfg.reapN, b.cfg.reapN*b.cfg.reapRounds
 	// The bound is not 1.0: `docker rm -f` kills and removes 50 at a time,
 	// so concurrency gives the reaper no edge, while its contract (SIGTERM,
 	// the grace, then removal) and its record cost engine and CPU time that
 	// a plain kill does not. docs/benchmarks.md has the measurements.
-	r := compare(fmt.Sprintf("remove %d expired (one reaper pass)", n), "docker rm -f", reap, rm, 1.35)
+	r := compare(fmt.Sprintf("remove %d expired (one reaper pass)", n), "docker rm -f", reap.times, rm.times, 1.35)
 	r.Note = fmt.Sprintf("host CPU busy %.0f%% / %.0f%% of %d cores; per container, sandboxd %.2f ms and PostgreSQL %.2f ms of CPU (rm -f side: %.2f / %.2f ms)",
 		reapCPU.busyPct(), rmCPU.busyPct(), runtime.NumCPU(),
 		perContainer(reapCPU.daemon, k), perContainer(reapCPU.postgres, k),
@@ -293,20 +287,21 @@ func (b *bench) reapThroughput(ctx context.Context) ([]result, error) {
 	// The same contract through the raw API, as many at once as the
 	// reaper: what is left of the ratio is the price of the record.
 	contract := compare(fmt.Sprintf("remove %d expired (one reaper pass)", n),
-		fmt.Sprintf("API stop+rm, %d at once", reaper.DefaultConcurrency), reap, raw, 1.20)
+		fmt.Sprintf("API stop+rm, %d at once", reaper.DefaultConcurrency), reap.times, raw.times, 1.20)
 	return []result{r, contract}, nil
 }
 
 // stopRemoveOnce makes n containers with the sandboxes' settings and stops
 // and removes them through the raw API as the reaper does: SIGTERM with
 // sandboxd's default grace, then removal, reaper.DefaultConcurrency at once.
-func (b *bench) stopRemoveOnce(ctx context.Context, cc *container.Config, hc *container.HostConfig) (float64, error) {
+func (b *bench) stopRemoveOnce(ctx context.Context, cc *container.Config, hc *container.HostConfig) (float64, cpuUse, error) {
 	ids, err := b.rawMany(ctx, cc, hc)
 	if err != nil {
-		return 0, err
+		return 0, cpuUse{}, err
 	}
 	secs := int(daemon.DefaultStopTimeout / time.Second)
 	var failed atomic.Value
+	c0 := b.cpu()
 	t := time.Now()
 	parallel(reaper.DefaultConcurrency, len(ids), func(i int) {
 		b.docker.ContainerStop(ctx, ids[i], container.StopOptions{Timeout: &secs})
@@ -315,10 +310,11 @@ func (b *bench) stopRemoveOnce(ctx context.Context, cc *container.Config, hc *co
 		}
 	})
 	took := ms(time.Since(t))
+	use := b.cpu().since(c0)
 	if err, _ := failed.Load().(error); err != nil {
-		return 0, err
+		return 0, cpuUse{}, err
 	}
-	return took, nil
+	return took, use, nil
 }
 
 // rawMany makes n containers with the sandboxes' settings, a few at a time.
